@@ -1,0 +1,65 @@
+// Package status holds the errors and plain structs that cross the seam
+// between cluster and httpapi. It is a leaf: it imports nothing of ours and
+// nothing of raft or memberlist.
+package status
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors a Node returns; httpapi maps each to a status code.
+var (
+	// ErrNotLeader: a write reached a node that is not (or no longer) the leader.
+	ErrNotLeader = errors.New("node is not the leader")
+	// ErrNoLeader: no leader became known within the bounded wait.
+	ErrNoLeader = errors.New("no leader elected")
+	// ErrStale: this node has not heard from a leader within max-stale.
+	ErrStale = errors.New("node is stale: no recent contact with the leader")
+	// ErrTimeout: a bounded wait (raft apply, index wait) ran out.
+	ErrTimeout = errors.New("timed out")
+	// ErrShuttingDown: the node is stopping.
+	ErrShuttingDown = errors.New("node is shutting down")
+)
+
+// Health is a node's view of itself and the cluster, for sys/health,
+// sys/leader and the read gates.
+type Health struct {
+	NodeID   string
+	IsLeader bool
+	// KnownLeader is true when the node knows a current leader.
+	KnownLeader    bool
+	LeaderID       string
+	LeaderHTTPAddr string // host:port of the leader's HTTP API ("" if unknown)
+	LeaderRaftAddr string
+	// LastContact is the time since the node last heard from the leader (0 on
+	// the leader itself).
+	LastContact time.Duration
+	// Stale is true when a follower's LastContact exceeds max-stale, or no
+	// leader is known.
+	Stale bool
+	// ActiveTime is when this node became leader (zero if it is not).
+	ActiveTime   time.Time
+	AppliedIndex uint64
+	// ReadyForConsistentReads is true on a leader that has applied a barrier
+	// since it took office.
+	ReadyForConsistentReads bool
+}
+
+// Member is one node as gossip sees it.
+type Member struct {
+	Name     string `json:"name"`
+	Addr     string `json:"address"`
+	RaftAddr string `json:"raft_address"`
+	HTTPAddr string `json:"http_address"`
+	Version  string `json:"version"`
+	Status   string `json:"status"` // alive, suspect, dead, left
+}
+
+// RaftServer is one server in the raft configuration.
+type RaftServer struct {
+	NodeID  string `json:"node_id"`
+	Address string `json:"address"`
+	Leader  bool   `json:"leader"`
+	Voter   bool   `json:"voter"`
+}

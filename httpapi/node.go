@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/tokend/tokend/cluster/status"
+	"github.com/tokend/tokend/fsm"
+)
+
+// HopHeader marks a request that was already forwarded once; a node that
+// receives it and is not the leader answers 503 instead of forwarding again.
+const HopHeader = "X-Tokend-Forwarded"
+
+// Node is what the HTTP layer may ask of the cluster. cluster.Node implements
+// it; tests use a fake backed by a real fsm.FSM.
+type Node interface {
+	// Propose replicates a command and returns its result and log index once
+	// it is committed and applied on this node (the leader). On a follower
+	// it returns status.ErrNotLeader.
+	Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, error)
+	// State is the node's local, read-only view of the state machine.
+	State() fsm.Reader
+	// AppliedIndex is the last raft index applied on this node.
+	AppliedIndex() uint64
+	// AwaitIndex waits until AppliedIndex >= index or ctx ends.
+	AwaitIndex(ctx context.Context, index uint64) error
+	// VerifyLeader confirms with a quorum that this node is still the leader
+	// and that it has applied everything committed before it took office.
+	VerifyLeader(ctx context.Context) error
+	// ForwardToLeader sends the request (whose body must be re-readable) to
+	// the leader's HTTP address with HopHeader set and copies the answer to
+	// w. It waits a bounded time for a leader. forwarded=false with a nil
+	// error means this node is the leader and must handle the request itself;
+	// an error means nothing was written (status.ErrNoLeader, ErrNotLeader).
+	ForwardToLeader(w http.ResponseWriter, r *http.Request) (forwarded bool, err error)
+	// Health reports leadership and staleness.
+	Health() status.Health
+	// Members is the gossip view of the cluster.
+	Members() []status.Member
+	// RaftServers is the current raft configuration.
+	RaftServers() ([]status.RaftServer, error)
+}
