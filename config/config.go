@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Config is the validated configuration of `tokend server`. Each field
 // matches a flag (-node-id ↔ NodeID), a config-file key (node_id) and an env
@@ -18,4 +22,56 @@ type Config struct {
 	LogLevel        string        // -log-level; default info
 	Dev             bool          // -dev: single in-memory-dir node, bootstrapped and initialised
 	DevRootTokenID  string        // -dev-root-token-id
+
+	// Fields below were added after the contract was agreed (additive).
+
+	LogFormat  string // -log-format: "text" or "json"; default text with -dev, json otherwise
+	ConfigFile string // -config: the HCL/JSON file the settings were read from ("" = none)
+}
+
+// String renders the configuration for humans and logs. The cluster key is
+// never included, only whether one is set.
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("config{")
+	for i, kv := range pairs(c.LogFields()) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%v", kv[0], kv[1])
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// GoString is String: %#v must not print the cluster key either.
+func (c Config) GoString() string { return c.String() }
+
+// LogFields returns the settings as hclog key/value pairs for the start-up
+// log line. Secrets are left out: the cluster key appears only as
+// gossip_encryption=true/false and the dev root token ID not at all.
+func (c Config) LogFields() []any {
+	return []any{
+		"node_id", c.NodeID,
+		"data_dir", c.DataDir,
+		"http_addr", c.HTTPAddr,
+		"raft_addr", c.RaftAddr,
+		"gossip_addr", c.GossipAddr,
+		"join", strings.Join(c.Join, ","),
+		"bootstrap_expect", c.BootstrapExpect,
+		"gossip_encryption", len(c.ClusterKey) > 0,
+		"max_stale", c.MaxStale.String(),
+		"log_level", c.LogLevel,
+		"log_format", c.LogFormat,
+		"dev", c.Dev,
+		"config_file", c.ConfigFile,
+	}
+}
+
+func pairs(kv []any) [][2]any {
+	out := make([][2]any, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, [2]any{kv[i], kv[i+1]})
+	}
+	return out
 }

@@ -1,0 +1,72 @@
+# tokend — every target is a thin wrapper you could type by hand (STYLE.md §10).
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+BIN       := bin/tokend
+# Unit + in-process cluster tests under the race detector.
+TEST_TIMEOUT ?= 15m
+FUZZTIME  ?= 30s
+
+.PHONY: all build run cluster cluster-stop test test-e2e lint imports tidy tidy-check bench fuzz docs clean
+
+all: build
+
+## build: compile bin/tokend with the version stamped in
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tokend
+
+## run: one dev node on 127.0.0.1:8200; prints its root token ("root")
+run: build
+	$(BIN) server -dev -dev-root-token-id=root
+
+## cluster: three local nodes in the background (logs and data in tmp/cluster), prints the root token
+cluster: build
+	./scripts/cluster.sh start
+
+## cluster-stop: stop the nodes started by make cluster (data is kept; rm -rf tmp/cluster to reset)
+cluster-stop:
+	./scripts/cluster.sh stop
+
+## test: lint, then every test under the race detector — the one command CI runs
+test: lint tidy-check
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## test-e2e: the real-process suite (build tag e2e)
+test-e2e: build
+	$(GO) test -tags e2e -count=1 -timeout 30m ./test/...
+
+## lint: gofmt, go vet, staticcheck and the import-boundary check
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l reports unformatted files:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	./scripts/check-imports.sh
+
+## imports: only the import-boundary check
+imports:
+	./scripts/check-imports.sh
+
+## tidy: go mod tidy, then fail if go.mod/go.sum changed (commit the result)
+tidy:
+	$(GO) mod tidy
+	git diff --exit-code -- go.mod go.sum
+
+## tidy-check: fail if go.mod/go.sum are not tidy, without changing them
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run make tidy"; $(GO) mod tidy -diff; exit 1; }
+
+## bench: the benchmarks of fsm and httpapi
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./httpapi/...
+
+## fuzz: every fuzz target for FUZZTIME (30s) each
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## docs: regenerate docs/api.md from the route tables
+docs:
+	$(GO) run ./httpapi/cmd/gendocs -o docs/api.md
+
+clean:
+	rm -rf bin tmp

@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// HopHeader marks a request that was already forwarded once. It duplicates
+// httpapi.HopHeader (cluster must not import httpapi).
+const HopHeader = "X-Tokend-Forwarded"
+
+// Config configures one cluster node.
+type Config struct {
+	// NodeID is the raft server ID and the gossip node name. It is stored in
+	// <DataDir>/node-id on first start and must match on every later start.
+	NodeID string
+	// DataDir holds the raft log, stable store and snapshots (created 0700).
+	DataDir string
+	// HTTPAddr is the advertised host:port of this node's HTTP API; followers
+	// forward writes to the leader's HTTPAddr.
+	HTTPAddr string
+	// RaftAddr is the host:port the raft TCP transport binds and advertises
+	// (port 0 picks a free port; RaftAddr() reports the bound address).
+	RaftAddr string
+	// GossipAddr is the host:port memberlist binds (TCP and UDP; port 0 picks a
+	// free port; GossipAddr() reports the bound address).
+	GossipAddr string
+	// Join lists gossip addresses to join; the node retries in the background
+	// until it reaches one of them.
+	Join []string
+	// BootstrapExpect is the number of servers a fresh cluster waits to see
+	// before it bootstraps raft. 1 bootstraps a single node at once; 0 never
+	// bootstraps (the node only joins an existing cluster).
+	BootstrapExpect int
+	// ClusterKey encrypts gossip (16, 24 or 32 bytes); nil disables encryption.
+	ClusterKey []byte
+	// MaxStale is how long a follower may go without contact from the leader
+	// before Health reports it stale (default 1s).
+	MaxStale time.Duration
+	// Logger is the root logger; raft and memberlist log through it.
+	Logger hclog.Logger
+	// Version is this node's software version, published in gossip metadata.
+	Version string
+	// Timing holds the raft, gossip and loop timers; the zero value means the
+	// production LAN defaults (see DefaultTiming).
+	Timing Timing
+	// HTTPClient is used to forward requests to the leader; nil uses a
+	// private client with bounded timeouts.
+	HTTPClient *http.Client
+}
+
+// Timing holds every timer of a node. A zero field takes its value from
+// DefaultTiming; tests use FastTiming.
+type Timing struct {
+	// Raft timers (see raft.Config and doc.go for the reasoning).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotInterval   time.Duration
+	SnapshotThreshold  uint64
+	TrailingLogs       uint64
+	// TransportTimeout bounds raft RPC I/O.
+	TransportTimeout time.Duration
+
+	// Gossip (memberlist) timers.
+	GossipProbeInterval    time.Duration
+	GossipProbeTimeout     time.Duration
+	GossipInterval         time.Duration
+	GossipPushPullInterval time.Duration
+	GossipSuspicionMult    int
+
+	// ReconcileInterval is how often the leader compares raft membership with
+	// gossip even without gossip events.
+	ReconcileInterval time.Duration
+	// FailedGrace is how long a failed (not gracefully left) member stays a
+	// raft voter before the leader removes it.
+	FailedGrace time.Duration
+	// ReapInterval is how often the leader checks for expired tokens.
+	ReapInterval time.Duration
+	// LeaderWait bounds how long a forwarded write waits for a leader.
+	LeaderWait time.Duration
+	// ApplyTimeout caps a Propose whose ctx has no (or a later) deadline.
+	ApplyTimeout time.Duration
+	// ForwardTimeout bounds one forwarded HTTP request.
+	ForwardTimeout time.Duration
+	// JoinRetryMin and JoinRetryMax bound the backoff of background joins.
+	JoinRetryMin time.Duration
+	JoinRetryMax time.Duration
+	// LeaveTimeout bounds the gossip leave broadcast on shutdown.
+	LeaveTimeout time.Duration
+}
+
+// DefaultTiming returns the production timers, tuned for nodes on one LAN
+// (round trips well under 1 ms). See doc.go for the reasoning.
+func DefaultTiming() Timing {
+	return Timing{
+		// The library defaults (1 s / 1 s / 500 ms) make elections take 2-3 s;
+		// on a LAN half of that still leaves >100x margin over the RTT and
+		// lets a new leader take over well within 2 s of a crash.
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		// Followers learn the commit index at most 10 ms after the leader.
+		CommitTimeout: 10 * time.Millisecond,
+		// Snapshot every 8192 entries (checked every 30 s) and keep 10240
+		// entries behind it, so a briefly lagging follower catches up from the
+		// log instead of a full snapshot install.
+		SnapshotInterval:  30 * time.Second,
+		SnapshotThreshold: 8192,
+		TrailingLogs:      10240,
+		TransportTimeout:  10 * time.Second,
+
+		GossipProbeInterval:    time.Second,
+		GossipProbeTimeout:     500 * time.Millisecond,
+		GossipInterval:         200 * time.Millisecond,
+		GossipPushPullInterval: 30 * time.Second,
+		GossipSuspicionMult:    4,
+
+		ReconcileInterval: 2 * time.Second,
+		FailedGrace:       10 * time.Second,
+		ReapInterval:      time.Second,
+		LeaderWait:        5 * time.Second,
+		ApplyTimeout:      5 * time.Second,
+		ForwardTimeout:    10 * time.Second,
+		JoinRetryMin:      250 * time.Millisecond,
+		JoinRetryMax:      5 * time.Second,
+		LeaveTimeout:      2 * time.Second,
+	}
+}
+
+// FastTiming returns millisecond timers for in-process tests on loopback:
+// raft heartbeat/election/lease 100 ms, gossip probes every 100 ms.
+func FastTiming() Timing {
+	return Timing{
+		// 50 ms leases are too tight under -race on a loaded 2-core box: a
+		// leader that misses one heartbeat round steps down.
+		HeartbeatTimeout:   100 * time.Millisecond,
+		ElectionTimeout:    100 * time.Millisecond,
+		LeaderLeaseTimeout: 100 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		SnapshotInterval:   time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		TransportTimeout:   2 * time.Second,
+
+		GossipProbeInterval:    100 * time.Millisecond,
+		GossipProbeTimeout:     100 * time.Millisecond,
+		GossipInterval:         20 * time.Millisecond,
+		GossipPushPullInterval: time.Second,
+		GossipSuspicionMult:    4,
+
+		ReconcileInterval: 100 * time.Millisecond,
+		FailedGrace:       time.Second,
+		ReapInterval:      50 * time.Millisecond,
+		LeaderWait:        3 * time.Second,
+		ApplyTimeout:      3 * time.Second,
+		ForwardTimeout:    3 * time.Second,
+		JoinRetryMin:      20 * time.Millisecond,
+		JoinRetryMax:      200 * time.Millisecond,
+		LeaveTimeout:      500 * time.Millisecond,
+	}
+}
+
+// withDefaults fills every zero field from DefaultTiming.
+func (t Timing) withDefaults() Timing {
+	d := DefaultTiming()
+	durs := []struct{ v, def *time.Duration }{
+		{&t.HeartbeatTimeout, &d.HeartbeatTimeout},
+		{&t.ElectionTimeout, &d.ElectionTimeout},
+		{&t.LeaderLeaseTimeout, &d.LeaderLeaseTimeout},
+		{&t.CommitTimeout, &d.CommitTimeout},
+		{&t.SnapshotInterval, &d.SnapshotInterval},
+		{&t.TransportTimeout, &d.TransportTimeout},
+		{&t.GossipProbeInterval, &d.GossipProbeInterval},
+		{&t.GossipProbeTimeout, &d.GossipProbeTimeout},
+		{&t.GossipInterval, &d.GossipInterval},
+		{&t.GossipPushPullInterval, &d.GossipPushPullInterval},
+		{&t.ReconcileInterval, &d.ReconcileInterval},
+		{&t.FailedGrace, &d.FailedGrace},
+		{&t.ReapInterval, &d.ReapInterval},
+		{&t.LeaderWait, &d.LeaderWait},
+		{&t.ApplyTimeout, &d.ApplyTimeout},
+		{&t.ForwardTimeout, &d.ForwardTimeout},
+		{&t.JoinRetryMin, &d.JoinRetryMin},
+		{&t.JoinRetryMax, &d.JoinRetryMax},
+		{&t.LeaveTimeout, &d.LeaveTimeout},
+	}
+	for _, f := range durs {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if t.TrailingLogs == 0 {
+		t.TrailingLogs = d.TrailingLogs
+	}
+	if t.GossipSuspicionMult <= 0 {
+		t.GossipSuspicionMult = d.GossipSuspicionMult
+	}
+	return t
+}

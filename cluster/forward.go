@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokend/tokend/cluster/status"
+)
+
+// hopByHop lists headers that describe one connection and are never
+// forwarded (RFC 9110 §7.6.1).
+var hopByHop = []string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// ForwardToLeader sends r to the leader's HTTP address with HopHeader set
+// and copies the answer to w. It waits up to LeaderWait for a leader whose
+// HTTP address gossip has published. forwarded=false with a nil error means
+// this node is the leader and must handle r itself. A request that already
+// carries HopHeader is never forwarded again (status.ErrNotLeader). When the
+// leader cannot be reached it re-checks the leader once and retries, then
+// returns status.ErrNoLeader. On error nothing has been written to w, and
+// r.Body is left re-readable.
+//
+// The target is only ever the HTTP address published in gossip by the
+// member whose id and raft address match the raft leader: nothing from the
+// request chooses where it goes.
+func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, error) {
+	if n.shuttingDown.Load() {
+		return false, status.ErrShuttingDown
+	}
+	if n.raft.State() == raft.Leader {
+		return false, nil
+	}
+	if r.Header.Get(HopHeader) != "" {
+		return false, status.ErrNotLeader
+	}
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		// Leave the body re-readable for the caller whatever happens.
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if err != nil {
+			return false, err
+		}
+		body = b
+	}
+
+	failed := ""
+	for attempt := 0; attempt < 2; attempt++ {
+		wctx, cancel := context.WithTimeout(r.Context(), n.timing.LeaderWait)
+		if failed != "" {
+			n.waitLeaderChange(wctx, failed)
+		}
+		id, err := n.waitLeader(wctx, true)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		if id == n.id {
+			return false, nil
+		}
+		leaderID, _, httpAddr := n.leaderInfo()
+		if leaderID != id || httpAddr == "" {
+			// Leadership moved between the two looks: look again.
+			failed = ""
+			continue
+		}
+		start := time.Now()
+		resp, cancelReq, err := n.sendForward(r, httpAddr, body)
+		if err != nil {
+			n.logger.Warn("forward to leader failed", "leader", httpAddr, "method", r.Method,
+				"path", r.URL.Path, "error", err)
+			if r.Context().Err() != nil {
+				return false, status.ErrTimeout
+			}
+			if !isDialError(err) {
+				// The request may have reached the leader: do not send it
+				// twice.
+				return false, status.ErrNoLeader
+			}
+			failed = id
+			continue
+		}
+		copyResponse(w, resp)
+		resp.Body.Close()
+		cancelReq()
+		n.logger.Debug("forwarded request", "leader", httpAddr, "method", r.Method,
+			"path", r.URL.Path, "status", resp.StatusCode, "duration", time.Since(start))
+		return true, nil
+	}
+	return false, status.ErrNoLeader
+}
+
+// waitLeaderChange waits (at most two election timeouts, bounded by ctx)
+// for raft to report a leader other than failed.
+func (n *Node) waitLeaderChange(ctx context.Context, failed string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, _, _ := n.leaderInfo(); id != "" && id != failed {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.shutdownCh:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sendForward sends one copy of r to the leader. The returned cancel must be
+// called after the response body has been read.
+func (n *Node) sendForward(r *http.Request, httpAddr string, body []byte) (*http.Response, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), n.timing.ForwardTimeout)
+	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+httpAddr+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	req.Header = r.Header.Clone()
+	for _, h := range hopByHop {
+		req.Header.Del(h)
+	}
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set(HopHeader, n.id)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			req.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+host)
+		} else {
+			req.Header.Set("X-Forwarded-For", host)
+		}
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return resp, cancel, nil
+}
+
+// copyResponse writes the leader's status, headers and body to w.
+func copyResponse(w http.ResponseWriter, resp *http.Response) {
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = append([]string(nil), vs...)
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	w.WriteHeader(resp.StatusCode)
+	// The status is already sent; a broken copy can only be logged by the
+	// client's side seeing a short body.
+	_, _ = io.Copy(w, resp.Body)
+}
+
+// isDialError reports whether err happened while connecting, i.e. before
+// any byte of the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/tokend/tokend/fsm"
+)
+
+// snapshotMagic starts every snapshot this adapter writes; the next 8 bytes
+// are the applied index (big endian), then the fsm's own snapshot stream.
+var snapshotMagic = []byte("tkdsnap1")
+
+// raftFSM adapts *fsm.FSM to raft.FSM and tracks the index of the last entry
+// the state machine has really applied.
+//
+// raft.AppliedIndex() is advanced when entries are handed to the FSM
+// goroutine, before they are applied, so waiting on it would let a reader see
+// state older than the index it waited for. applied is set only after
+// fsm.Apply returns, which makes AwaitIndex a true read-your-writes barrier.
+//
+// Apply, Snapshot, Restore and StoreConfiguration all run on raft's FSM
+// goroutine; mu guards applied and notify against readers.
+type raftFSM struct {
+	f *fsm.FSM
+
+	mu      sync.Mutex
+	applied uint64
+	// notify is closed (and replaced) when applied advances and a waiter
+	// took it.
+	notify      chan struct{}
+	notifyTaken bool
+}
+
+var (
+	_ raft.FSM                = (*raftFSM)(nil)
+	_ raft.ConfigurationStore = (*raftFSM)(nil)
+)
+
+func newRaftFSM(f *fsm.FSM) *raftFSM {
+	return &raftFSM{f: f, notify: make(chan struct{})}
+}
+
+// Apply implements raft.FSM.
+func (a *raftFSM) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		a.setApplied(l.Index)
+		return nil
+	}
+	// fsm.Apply panics on an undecodable committed entry (STYLE §3): a
+	// diverging replica must stop, not carry on silently.
+	res := a.f.Apply(l.Index, l.Data)
+	a.setApplied(l.Index)
+	return res
+}
+
+// StoreConfiguration implements raft.ConfigurationStore so configuration
+// entries advance the applied index too.
+func (a *raftFSM) StoreConfiguration(index uint64, _ raft.Configuration) {
+	a.setApplied(index)
+}
+
+// Snapshot implements raft.FSM. It takes the point-in-time copy on the FSM
+// goroutine; Persist writes it out concurrently with later applies.
+func (a *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := a.f.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{snap: s, index: a.appliedIndex()}, nil
+}
+
+// Restore implements raft.FSM: it replaces the whole state.
+func (a *raftFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	hdr := make([]byte, len(snapshotMagic)+8)
+	if _, err := io.ReadFull(rc, hdr); err != nil {
+		return fmt.Errorf("read snapshot header: %w", err)
+	}
+	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic) {
+		return fmt.Errorf("unknown snapshot format")
+	}
+	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
+	if err := a.f.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	a.mu.Lock()
+	a.applied = index
+	a.wakeLocked()
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *raftFSM) setApplied(index uint64) {
+	a.mu.Lock()
+	if index > a.applied {
+		a.applied = index
+		a.wakeLocked()
+	}
+	a.mu.Unlock()
+}
+
+func (a *raftFSM) wakeLocked() {
+	if a.notifyTaken {
+		close(a.notify)
+		a.notify = make(chan struct{})
+		a.notifyTaken = false
+	}
+}
+
+func (a *raftFSM) appliedIndex() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied
+}
+
+// await blocks until applied >= index or ctx ends.
+func (a *raftFSM) await(ctx context.Context, index uint64) error {
+	for {
+		a.mu.Lock()
+		if a.applied >= index {
+			a.mu.Unlock()
+			return nil
+		}
+		ch := a.notify
+		a.notifyTaken = true
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// fsmSnapshot is one point-in-time copy waiting to be persisted.
+type fsmSnapshot struct {
+	snap  *fsm.Snapshot
+	index uint64
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	hdr := make([]byte, len(snapshotMagic)+8)
+	copy(hdr, snapshotMagic)
+	binary.BigEndian.PutUint64(hdr[len(snapshotMagic):], s.index)
+	if _, err := sink.Write(hdr); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	if _, err := s.snap.WriteTo(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}

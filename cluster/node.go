@@ -1,0 +1,367 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/tokend/tokend/fsm"
+)
+
+// Node is one tokend server: a raft member with its replicated fsm, a gossip
+// member, and the leader-only loops. It implements httpapi.Node.
+//
+// Ownership: cfg, timing, id, the raft/memberlist handles and addresses are
+// set in New and read-only afterwards. mu guards members, meta, leader
+// (the leader-session fields) and nothing else; it is never held across raft
+// calls, network I/O or channel sends. Lock order: mu before raftFSM.mu
+// (never the reverse; in practice they are never nested).
+type Node struct {
+	cfg    Config
+	timing Timing
+	logger hclog.Logger
+	id     string
+
+	fsm       *fsm.FSM
+	adapter   *raftFSM
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+	ml        *memberlist.Memberlist
+	observer  *raft.Observer
+	client    *http.Client
+
+	raftAddr   string
+	gossipAddr string
+
+	events      chan memberEvent
+	eventSeq    atomic.Uint64
+	overflowMu  sync.Mutex
+	overflow    map[string]memberEvent
+	reconcileCh chan struct{}
+	observerCh  chan raft.Observation
+
+	shutdownCh   chan struct{}
+	shuttingDown atomic.Bool
+	shutdownOnce sync.Once
+	shutdownErr  error
+	wg           sync.WaitGroup
+
+	mu      sync.Mutex
+	members map[string]*memberRecord
+	meta    nodeMeta
+	// ready is set after the Barrier that follows taking leadership.
+	ready      bool
+	activeTime time.Time
+}
+
+// New opens (or creates) the node's data dir, starts raft and gossip, and
+// starts the background loops. On an existing data dir the node resumes its
+// raft state and never bootstraps again.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("data dir is required")
+	}
+	if cfg.MaxStale <= 0 {
+		cfg.MaxStale = time.Second
+	}
+	n := &Node{
+		cfg:         cfg,
+		timing:      cfg.Timing.withDefaults(),
+		logger:      cfg.Logger,
+		fsm:         fsm.New(),
+		events:      make(chan memberEvent, 256),
+		overflow:    make(map[string]memberEvent),
+		reconcileCh: make(chan struct{}, 1),
+		observerCh:  make(chan raft.Observation, 16),
+		shutdownCh:  make(chan struct{}),
+		members:     make(map[string]*memberRecord),
+	}
+	n.adapter = newRaftFSM(n.fsm)
+	n.client = cfg.HTTPClient
+	if n.client == nil {
+		n.client = &http.Client{
+			Timeout: n.timing.ForwardTimeout,
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				MaxIdleConnsPerHost: 64,
+				IdleConnTimeout:     90 * time.Second,
+			},
+			// Never follow a redirect on behalf of a client.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+
+	id, err := checkNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	n.id = id
+
+	existing, err := n.setupRaft()
+	if err != nil {
+		return nil, err
+	}
+	n.meta = nodeMeta{
+		ID:           n.id,
+		RaftAddr:     n.raftAddr,
+		HTTPAddr:     cfg.HTTPAddr,
+		Version:      cfg.Version,
+		Bootstrapped: existing,
+	}
+	if err := n.setupGossip(); err != nil {
+		n.closeRaft()
+		return nil, err
+	}
+	n.logger.Info("node started", "node_id", n.id, "raft_addr", n.raftAddr,
+		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing)
+
+	n.wg.Add(3)
+	go n.eventLoop()
+	go n.observerLoop()
+	go n.leaderMonitor()
+	if len(cfg.Join) > 0 {
+		n.wg.Add(1)
+		go n.joinLoop()
+	}
+	if !existing && cfg.BootstrapExpect > 0 {
+		n.wg.Add(1)
+		go n.bootstrapLoop()
+	}
+	return n, nil
+}
+
+// checkNodeID stores the node id on first start and checks it afterwards.
+func checkNodeID(dataDir, id string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(b))
+		if id == "" {
+			return stored, nil
+		}
+		if stored != id {
+			return "", fmt.Errorf("node id %q does not match %q stored in %s", id, stored, path)
+		}
+		return id, nil
+	case errors.Is(err, os.ErrNotExist):
+		if id == "" {
+			return "", errors.New("node id is required")
+		}
+		if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("store node id: %w", err)
+		}
+		return id, nil
+	default:
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+}
+
+// setupRaft opens the stores and transport and starts raft. It reports
+// whether the data dir already held raft state.
+func (n *Node) setupRaft() (bool, error) {
+	t := n.timing
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("create raft dir: %w", err)
+	}
+	logger := n.logger.Named("raft")
+
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(dir, "raft.db"),
+		// A second process on the same data dir fails instead of hanging.
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if err != nil {
+		return false, fmt.Errorf("open raft store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger)
+	if err != nil {
+		store.Close()
+		return false, fmt.Errorf("open snapshot store: %w", err)
+	}
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		store.Close()
+		return false, fmt.Errorf("inspect raft state: %w", err)
+	}
+	// With advertise nil the transport advertises the bound listener
+	// address, so port 0 yields the real port.
+	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, nil, 3, t.TransportTimeout, logger)
+	if err != nil {
+		store.Close()
+		return false, fmt.Errorf("start raft transport on %s: %w", n.cfg.RaftAddr, err)
+	}
+	n.raftAddr = string(trans.LocalAddr())
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.id)
+	rc.Logger = logger
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	rc.CommitTimeout = t.CommitTimeout
+	rc.SnapshotInterval = t.SnapshotInterval
+	rc.SnapshotThreshold = t.SnapshotThreshold
+	rc.TrailingLogs = t.TrailingLogs
+	// PreVote is on by default in raft v1.7 (PreVoteDisabled=false): a
+	// partitioned node that rejoins does not depose a healthy leader.
+	if err := raft.ValidateConfig(rc); err != nil {
+		trans.Close()
+		store.Close()
+		return false, fmt.Errorf("raft config: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.adapter, store, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return false, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft, n.transport, n.store = r, trans, store
+	n.observer = raft.NewObserver(n.observerCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(n.observer)
+	return existing, nil
+}
+
+// closeRaft stops raft (which closes the transport) and the bolt store.
+func (n *Node) closeRaft() error {
+	var errs []error
+	if n.observer != nil {
+		n.raft.DeregisterObserver(n.observer)
+	}
+	if err := n.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	// Shutdown closed the listener; also close pooled outgoing connections
+	// so the peers' connection handlers see EOF and exit.
+	n.transport.CloseStreams()
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close raft store: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// observerLoop logs leader changes.
+func (n *Node) observerLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.shutdownCh:
+			return
+		case o := <-n.observerCh:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				n.logger.Info("leader changed", "leader", string(lo.LeaderID),
+					"leader_addr", string(lo.LeaderAddr), "term", n.raft.CurrentTerm())
+			}
+		}
+	}
+}
+
+// Shutdown stops the node: it transfers leadership if it leads, leaves
+// gossip, stops the loops and closes raft and the store. Safe to call more
+// than once; later calls return the first result.
+func (n *Node) Shutdown(ctx context.Context) error {
+	return n.stop(ctx, true)
+}
+
+// stop shuts the node down. graceful=false skips the leadership transfer
+// and the gossip leave, which is how tests imitate a crashed process.
+func (n *Node) stop(ctx context.Context, graceful bool) error {
+	n.shutdownOnce.Do(func() {
+		n.shuttingDown.Store(true)
+		n.logger.Info("node shutting down", "node_id", n.id, "graceful", graceful)
+		var errs []error
+		if graceful && n.raft.State() == raft.Leader && n.hasPeers() {
+			// Hand over before leaving, so writes resume after one
+			// heartbeat instead of a full election timeout.
+			tctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
+			if err := waitFuture(tctx, n.raft.LeadershipTransfer()); err != nil {
+				n.logger.Warn("leadership transfer failed", "error", err)
+			}
+			cancel()
+		}
+		leaveTimeout := n.timing.LeaveTimeout
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < leaveTimeout {
+			leaveTimeout = max(time.Until(dl), time.Millisecond)
+		}
+		if graceful {
+			if err := n.ml.Leave(leaveTimeout); err != nil {
+				n.logger.Warn("gossip leave failed", "error", err)
+			}
+		}
+		close(n.shutdownCh)
+		n.wg.Wait()
+		if err := n.ml.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
+		}
+		if err := n.closeRaft(); err != nil {
+			errs = append(errs, err)
+		}
+		if tr, ok := n.client.Transport.(*http.Transport); ok && n.cfg.HTTPClient == nil {
+			tr.CloseIdleConnections()
+		}
+		n.shutdownErr = errors.Join(errs...)
+		n.logger.Info("node stopped", "node_id", n.id)
+	})
+	return n.shutdownErr
+}
+
+// hasPeers reports whether the raft configuration has another voter.
+func (n *Node) hasPeers() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID != raft.ServerID(n.id) && s.Suffrage == raft.Voter {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFuture waits for a raft future, bounded by ctx. On ctx expiry the
+// future keeps running inside raft and resolves at the latest on shutdown.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// NodeID returns this node's id.
+func (n *Node) NodeID() string { return n.id }
+
+// RaftAddr returns the address the raft transport is bound to and advertises.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// GossipAddr returns the address memberlist is bound to.
+func (n *Node) GossipAddr() string { return n.gossipAddr }

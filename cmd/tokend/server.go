@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tokend/tokend/cluster"
+	"github.com/tokend/tokend/config"
+	"github.com/tokend/tokend/httpapi"
+)
+
+// HTTP server limits. Writes wait at most a few seconds for a leader and
+// forwarding is bounded by the cluster's own timeouts, so WriteTimeout only
+// catches a stuck client.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// shutdownTimeout bounds the whole graceful shutdown (HTTP drain, leadership
+	// transfer, gossip leave, raft close).
+	shutdownTimeout = 30 * time.Second
+	// devInitTimeout bounds how long -dev waits for its own leadership.
+	devInitTimeout = 30 * time.Second
+)
+
+func runServerCmd(e *env, args []string) int {
+	cfg, err := config.Load(args, e.getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(e.stdout)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitFailure
+	}
+	tempDir := cfg.Dev && cfg.DataDir == "" // PrepareDataDir makes one, removed at exit
+	remove, err := cfg.PrepareDataDir()
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return exitFailure
+	}
+	logger := newLogger(cfg, e.stderr)
+	defer func() {
+		if err := remove(); err != nil {
+			logger.Warn("cannot remove the dev data dir", "data_dir", cfg.DataDir, "error", err)
+		}
+	}()
+	logger.Info("starting tokend", append([]any{"version", version}, cfg.LogFields()...)...)
+	if err := serve(e.ctx, cfg, tempDir, logger, e.stdout); err != nil {
+		logger.Error("server failed", "error", err)
+		return exitFailure
+	}
+	logger.Info("tokend stopped")
+	return exitOK
+}
+
+// newLogger builds the one root logger every component derives from.
+func newLogger(cfg config.Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "tokend",
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		Output:     w,
+		JSONFormat: cfg.LogFormat == "json",
+	})
+}
+
+// serve runs one node until ctx ends (a signal) or the HTTP server fails,
+// then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Logger, stdout io.Writer) error {
+	// Bind HTTP first: a busy port fails before raft and gossip start, and
+	// the bound address (port 0 resolved) is what gossip advertises.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on -http-addr: %w", err)
+	}
+	httpAddr := ln.Addr().String()
+
+	node, err := cluster.New(cluster.Config{
+		NodeID:          cfg.NodeID,
+		DataDir:         cfg.DataDir,
+		HTTPAddr:        httpAddr,
+		RaftAddr:        cfg.RaftAddr,
+		GossipAddr:      cfg.GossipAddr,
+		Join:            cfg.Join,
+		BootstrapExpect: cfg.BootstrapExpect,
+		ClusterKey:      cfg.ClusterKey,
+		MaxStale:        cfg.MaxStale,
+		Logger:          logger,
+		Version:         version,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("start node: %w", err)
+	}
+
+	httpLog := logger.Named("http")
+	srv := &http.Server{
+		Handler: httpapi.New(node, httpapi.Options{
+			Logger:      httpLog,
+			MaxStale:    cfg.MaxStale,
+			Version:     version,
+			ClusterName: "tokend",
+		}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          httpLog.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("http api listening", "http_addr", httpAddr)
+
+	var runErr error
+	if cfg.Dev {
+		runErr = devInit(ctx, node, cfg, tempDir, "http://"+httpAddr, stdout, logger)
+	}
+	if runErr == nil {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutdown requested")
+		case err := <-serveErr:
+			runErr = fmt.Errorf("http server: %w", err)
+		}
+	}
+
+	// Graceful: stop accepting, let in-flight requests finish (a write in
+	// flight still commits or fails cleanly), then leave the cluster.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("http shutdown did not finish", "error", err)
+		srv.Close()
+	}
+	if err := node.Shutdown(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("node shutdown: %w", err))
+	}
+	return runErr
+}
+
+// devInit waits for the single dev node to lead, initialises the store and
+// prints the banner. A dev node restarted on an explicit -data-dir is
+// already initialised; it says so instead of printing a token.
+func devInit(ctx context.Context, node *cluster.Node, cfg config.Config, tempDir bool, apiAddr string, stdout io.Writer, logger hclog.Logger) error {
+	ictx, cancel := context.WithTimeout(ctx, devInitTimeout)
+	defer cancel()
+	if err := node.WaitForLeader(ictx); err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting: just shut down
+		}
+		return fmt.Errorf("dev: no leader: %w", err)
+	}
+	root, err := httpapi.InitRoot(ictx, node, cfg.DevRootTokenID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !node.State().Initialized() {
+			return fmt.Errorf("dev: initialise root token: %w", err)
+		}
+		logger.Info("dev: store already initialised; keeping its root token", "data_dir", cfg.DataDir)
+	}
+	devBanner(stdout, apiAddr, root, cfg.DataDir, tempDir)
+	return nil
+}
+
+// devBanner is Vault's dev banner, adapted. It is the one place tokend
+// prints a token ID.
+func devBanner(w io.Writer, apiAddr, root, dataDir string, tempDir bool) {
+	removed := ""
+	if tempDir {
+		removed = " (removed at exit)"
+	}
+	fmt.Fprintf(w, `==> tokend server started in dev mode (version %s).
+
+WARNING! dev mode is enabled: one node, bootstrapped and initialised,
+data in %s%s.
+Do not run dev mode in production.
+
+You may need to set the following environment variables:
+
+    $ export VAULT_ADDR='%s'
+    $ export TOKEND_ADDR='%s'
+
+`, version, dataDir, removed, apiAddr, apiAddr)
+	if root == "" {
+		fmt.Fprint(w, "The store was already initialised; use the root token printed when it was created.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "The root token is displayed below; it never expires:\n\nRoot Token: %s\n\n", root)
+}

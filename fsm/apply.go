@@ -1,0 +1,191 @@
+package fsm
+
+import "fmt"
+
+// checkNewToken validates a token that CreateToken or InitRoot would store:
+// well-formed keys, a stored type, sane counters, and unique hash/accessor.
+func (s *state) checkNewToken(op string, t *Token) error {
+	switch {
+	case !validHash(t.Hash):
+		return fmt.Errorf("%s: hash is not a token hash: %w", op, ErrInvalidCommand)
+	case t.Accessor == "":
+		return fmt.Errorf("%s: missing accessor: %w", op, ErrInvalidCommand)
+	case t.Type != "" && t.Type != TokenTypeService:
+		return fmt.Errorf("%s: token type %q is not stored: %w", op, t.Type, ErrInvalidCommand)
+	case t.NumUses < 0:
+		return fmt.Errorf("%s: negative num_uses: %w", op, ErrInvalidCommand)
+	case t.Parent == t.Hash:
+		return fmt.Errorf("%s: token is its own parent: %w", op, ErrInvalidCommand)
+	}
+	if _, ok := s.tokens[t.Hash]; ok {
+		return fmt.Errorf("%s %s: %w", op, shortHash(t.Hash), ErrTokenExists)
+	}
+	if _, ok := s.accessors[t.Accessor]; ok {
+		return fmt.Errorf("%s %s: %w", op, t.Accessor, ErrAccessorExists)
+	}
+	return nil
+}
+
+func applyCreateToken(s *state, c CreateToken) Result {
+	t := c.Token.clone()
+	if err := s.checkNewToken("create token", &t); err != nil {
+		return Result{Err: err}
+	}
+	if t.Parent != "" {
+		p, ok := s.tokens[t.Parent]
+		if !ok {
+			return Result{Err: fmt.Errorf("create token %s: %w", t.Accessor, ErrParentNotFound)}
+		}
+		// Determinism: validity is judged at the proposer's stamped Now.
+		if !s.validAt(p, c.Now) {
+			return Result{Err: fmt.Errorf("create token %s: parent expired or exhausted: %w", t.Accessor, ErrParentNotFound)}
+		}
+	}
+	s.insert(&t)
+	out := t.clone()
+	return Result{Token: &out}
+}
+
+func applyInitRoot(s *state, c InitRoot) Result {
+	if s.initialized {
+		return Result{Err: ErrAlreadyInitialized}
+	}
+	t := c.Token.clone()
+	if t.Parent != "" {
+		return Result{Err: fmt.Errorf("init root: root token has a parent: %w", ErrInvalidCommand)}
+	}
+	if err := s.checkNewToken("init root", &t); err != nil {
+		return Result{Err: err}
+	}
+	s.initialized = true
+	s.insert(&t)
+	out := t.clone()
+	return Result{Token: &out}
+}
+
+// renewMaxTTL is the system max used when RenewToken carries none.
+func renewMaxTTL(c RenewToken) int64 {
+	if c.MaxTTL > 0 {
+		return c.MaxTTL
+	}
+	return DefaultMaxTTL
+}
+
+func applyRenewToken(s *state, c RenewToken) Result {
+	hash := c.Hash
+	if hash == "" && c.Accessor != "" {
+		hash = s.accessors[c.Accessor]
+	}
+	old, ok := s.tokens[hash]
+	if !ok || hash == "" {
+		return Result{Err: fmt.Errorf("renew: %w", ErrTokenNotFound)}
+	}
+	// A token whose ancestor has expired (or that is exhausted) is as good
+	// as revoked: the reaper just has not removed it yet.
+	if old.NumUses < 0 || !s.ancestorsValidAt(old, c.Now) {
+		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, ErrTokenNotFound)}
+	}
+	switch {
+	case old.ExpireTime == 0:
+		// A non-expiring (TTL 0) token has no lease to renew.
+		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, ErrInvalidLease)}
+	case old.ExpiredAt(c.Now):
+		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, ErrLeaseExpired)}
+	case !old.Renewable:
+		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, ErrNotRenewable)}
+	}
+	issue := old.IssueTime
+	if issue == 0 {
+		issue = old.CreationTime
+	}
+	ttl, warnings, err := CalculateTTL(c.Increment, old.TTL, old.Period, 0, old.ExplicitMaxTTL, renewMaxTTL(c), issue, c.Now)
+	if err != nil {
+		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, err)}
+	}
+	t := *old // shallow copy is fine: stored records are never mutated
+	t.TTL = ttl
+	t.ExpireTime = addSeconds(c.Now, ttl) // saturating: MaxTTL comes from the command
+	t.LastRenewalTime = c.Now
+	s.replace(old, &t)
+	out := t.clone()
+	return Result{Token: &out, Warnings: warnings}
+}
+
+func applyRevokeTree(s *state, c RevokeTree) Result {
+	return Result{Revoked: s.revokeTree(c.Hash)}
+}
+
+func applyRevokeOrphan(s *state, c RevokeOrphan) Result {
+	if _, ok := s.tokens[c.Hash]; !ok {
+		return Result{Err: fmt.Errorf("revoke orphan: %w", ErrTokenNotFound)}
+	}
+	for _, ch := range s.sortedChildren(c.Hash) {
+		old := s.tokens[ch]
+		t := *old
+		t.Parent = ""
+		s.tokens[ch] = &t
+	}
+	s.remove(c.Hash)
+	return Result{Revoked: 1}
+}
+
+func applyRevokeAccessor(s *state, c RevokeAccessor) Result {
+	hash, ok := s.accessors[c.Accessor]
+	if !ok || c.Accessor == "" {
+		return Result{Err: fmt.Errorf("revoke accessor %s: %w", c.Accessor, ErrTokenNotFound)}
+	}
+	return Result{Revoked: s.revokeTree(hash)}
+}
+
+func applyUseToken(s *state, c UseToken) Result {
+	old, ok := s.tokens[c.Hash]
+	if !ok || !s.validAt(old, c.Now) {
+		return Result{Err: fmt.Errorf("use token: %w", ErrTokenNotFound)}
+	}
+	switch {
+	case old.NumUses == 0:
+		out := old.clone()
+		return Result{Token: &out}
+	case old.NumUses > 1:
+		t := *old
+		t.NumUses--
+		s.tokens[t.Hash] = &t
+		out := t.clone()
+		return Result{Token: &out}
+	default:
+		// Last use: the caller's request still succeeds with num_uses -1,
+		// and the tree goes away in this same command.
+		out := old.clone()
+		out.NumUses = -1
+		return Result{Token: &out, Revoked: s.revokeTree(c.Hash)}
+	}
+}
+
+func applyReapExpired(s *state, c ReapExpired) Result {
+	var due []string
+	s.expiry.Ascend(func(it expiryItem) bool {
+		if it.at > c.Now || (c.Limit > 0 && len(due) >= c.Limit) {
+			return false
+		}
+		due = append(due, it.hash)
+		return true
+	})
+	n := 0
+	for _, h := range due {
+		// Earlier subtrees may already have taken this one.
+		n += s.revokeTree(h)
+	}
+	return Result{Revoked: n}
+}
+
+func applySetClusterIdent(s *state, c SetClusterIdent) Result {
+	if c.ClusterID == "" {
+		return Result{Err: fmt.Errorf("set cluster ident: empty cluster id: %w", ErrInvalidCommand)}
+	}
+	if s.clusterID != "" {
+		return Result{} // first one wins
+	}
+	s.clusterID = c.ClusterID
+	s.indexKey = append([]byte(nil), c.IndexKey...)
+	return Result{}
+}

@@ -1,0 +1,165 @@
+package fsm
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// t0 is the base time of the tests (Unix ns); sec and hour are durations in ns.
+const (
+	t0   = int64(1_700_000_000) * int64(time.Second)
+	sec  = int64(time.Second)
+	hour = 3600 * sec
+)
+
+// h is the stored hash of the test token called name.
+func h(name string) string { return HashToken("tok-" + name) }
+
+// acc is the accessor of the test token called name.
+func acc(name string) string { return "acc-" + name }
+
+// tok builds a renewable, expiring (1h from t0) service token.
+func tok(name, parent string) Token {
+	t := Token{
+		Hash:         h(name),
+		Accessor:     acc(name),
+		Policies:     []string{"default"},
+		Path:         "auth/token/create",
+		CreationTime: t0,
+		IssueTime:    t0,
+		CreationTTL:  3600,
+		TTL:          3600,
+		ExpireTime:   t0 + hour,
+		Renewable:    true,
+		Type:         TokenTypeService,
+	}
+	if parent != "" {
+		t.Parent = h(parent)
+	}
+	return t
+}
+
+// with returns t modified by fn (table literals stay short).
+func with(t Token, fn func(*Token)) Token {
+	fn(&t)
+	return t
+}
+
+func create(name, parent string) Command { return CreateToken{Token: tok(name, parent), Now: t0} }
+
+// applyCmd encodes c and applies it at the FSM's next index, as raft would.
+func applyCmd(tb testing.TB, f *FSM, c Command) Result {
+	tb.Helper()
+	b, err := Encode(c)
+	if err != nil {
+		tb.Fatalf("encode %T: %v", c, err)
+	}
+	return f.Apply(f.LastApplied()+1, b)
+}
+
+// mustApply applies c and fails the test if it is rejected.
+func mustApply(tb testing.TB, f *FSM, cmds ...Command) {
+	tb.Helper()
+	for _, c := range cmds {
+		if r := applyCmd(tb, f, c); r.Err != nil {
+			tb.Fatalf("apply %T: %v", c, r.Err)
+		}
+	}
+}
+
+// insertChain stores n tokens c0 ← c1 ← … directly (bypassing Apply's
+// O(depth) parent check, which would make building a deep chain quadratic).
+func insertChain(f *FSM, prefix string, root string, n int) []string {
+	hashes := make([]string, 0, n)
+	parent := root
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		t := tok(name, "")
+		t.Parent = parent
+		f.st.insert(&t)
+		hashes = append(hashes, t.Hash)
+		parent = t.Hash
+	}
+	return hashes
+}
+
+// insertWide stores n direct children of parent directly.
+func insertWide(f *FSM, prefix string, parent string, n int) {
+	for i := 0; i < n; i++ {
+		t := tok(fmt.Sprintf("%s%d", prefix, i), "")
+		t.Parent = parent
+		f.st.insert(&t)
+	}
+}
+
+// checkInvariants verifies that the indexes agree with the primary state and
+// that the token tree is well formed (every parent stored, no cycle, no
+// exhausted token left behind).
+func checkInvariants(f *FSM) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := f.st
+	expiring := 0
+	for hash, t := range s.tokens {
+		if t.Hash != hash {
+			return fmt.Errorf("token under %s has hash %s", shortHash(hash), shortHash(t.Hash))
+		}
+		if s.accessors[t.Accessor] != hash {
+			return fmt.Errorf("accessor %s does not map to its token", t.Accessor)
+		}
+		if t.NumUses < 0 {
+			return fmt.Errorf("exhausted token %s still stored", t.Accessor)
+		}
+		if t.Parent != "" {
+			if _, ok := s.tokens[t.Parent]; !ok {
+				return fmt.Errorf("token %s outlives its parent", t.Accessor)
+			}
+			if _, ok := s.children[t.Parent][hash]; !ok {
+				return fmt.Errorf("token %s missing from its parent's children", t.Accessor)
+			}
+		}
+		if t.ExpireTime != 0 {
+			expiring++
+			if !s.expiry.Has(expiryItem{t.ExpireTime, hash}) {
+				return fmt.Errorf("token %s missing from expiry index", t.Accessor)
+			}
+		}
+	}
+	if len(s.accessors) != len(s.tokens) {
+		return fmt.Errorf("%d accessors for %d tokens", len(s.accessors), len(s.tokens))
+	}
+	for a, hash := range s.accessors {
+		if t, ok := s.tokens[hash]; !ok || t.Accessor != a {
+			return fmt.Errorf("accessor %s maps to a missing or different token", a)
+		}
+	}
+	for p, set := range s.children {
+		if len(set) == 0 {
+			return fmt.Errorf("empty children set for %s", shortHash(p))
+		}
+		if _, ok := s.tokens[p]; !ok {
+			return fmt.Errorf("children index for missing parent %s", shortHash(p))
+		}
+		for c := range set {
+			if t, ok := s.tokens[c]; !ok || t.Parent != p {
+				return fmt.Errorf("stale child %s of %s", shortHash(c), shortHash(p))
+			}
+		}
+	}
+	if s.expiry.Len() != expiring {
+		return fmt.Errorf("expiry index has %d entries for %d expiring tokens", s.expiry.Len(), expiring)
+	}
+	var bad error
+	s.expiry.Ascend(func(it expiryItem) bool {
+		if t, ok := s.tokens[it.hash]; !ok || t.ExpireTime != it.at {
+			bad = fmt.Errorf("stale expiry entry for %s", shortHash(it.hash))
+			return false
+		}
+		return true
+	})
+	if bad != nil {
+		return bad
+	}
+	return s.checkTree()
+}

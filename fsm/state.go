@@ -1,0 +1,177 @@
+package fsm
+
+import (
+	"slices"
+
+	"github.com/google/btree"
+)
+
+// expiryItem orders tokens by expiry, then hash (a total order, so iteration
+// is deterministic).
+type expiryItem struct {
+	at   int64
+	hash string
+}
+
+func expiryLess(a, b expiryItem) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.hash < b.hash
+}
+
+// state is the whole replicated state plus its derived indexes.
+//
+// Every *Token stored in tokens is immutable once inserted: a change stores
+// a new record. That lets Snapshot copy pointers under the lock and encode
+// them later without racing Apply.
+type state struct {
+	tokens    map[string]*Token              // hash → token (primary)
+	accessors map[string]string              // accessor → hash
+	children  map[string]map[string]struct{} // parent hash → child hashes (never an empty set)
+	expiry    *btree.BTreeG[expiryItem]      // tokens with ExpireTime != 0
+
+	initialized bool
+	clusterID   string
+	indexKey    []byte
+}
+
+func newState() *state {
+	return &state{
+		tokens:    make(map[string]*Token),
+		accessors: make(map[string]string),
+		children:  make(map[string]map[string]struct{}),
+		expiry:    btree.NewG(32, expiryLess),
+	}
+}
+
+// insert stores t and indexes it. The caller has checked uniqueness.
+func (s *state) insert(t *Token) {
+	s.tokens[t.Hash] = t
+	s.accessors[t.Accessor] = t.Hash
+	if t.Parent != "" {
+		set := s.children[t.Parent]
+		if set == nil {
+			set = make(map[string]struct{})
+			s.children[t.Parent] = set
+		}
+		set[t.Hash] = struct{}{}
+	}
+	if t.ExpireTime != 0 {
+		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
+	}
+}
+
+// replace swaps the stored record for a token with the same hash, accessor
+// and parent (only expiry and other plain fields may differ).
+func (s *state) replace(old, t *Token) {
+	if old.ExpireTime != 0 {
+		s.expiry.Delete(expiryItem{old.ExpireTime, old.Hash})
+	}
+	if t.ExpireTime != 0 {
+		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
+	}
+	s.tokens[t.Hash] = t
+}
+
+// remove deletes one token and its index entries. Its own children entry is
+// dropped too; the caller either removes the children as well or has
+// re-parented them.
+func (s *state) remove(hash string) {
+	t, ok := s.tokens[hash]
+	if !ok {
+		return
+	}
+	delete(s.tokens, hash)
+	if s.accessors[t.Accessor] == hash {
+		delete(s.accessors, t.Accessor)
+	}
+	if t.Parent != "" {
+		if set := s.children[t.Parent]; set != nil {
+			delete(set, hash)
+			if len(set) == 0 {
+				delete(s.children, t.Parent)
+			}
+		}
+	}
+	delete(s.children, hash)
+	if t.ExpireTime != 0 {
+		s.expiry.Delete(expiryItem{t.ExpireTime, hash})
+	}
+}
+
+// subtree returns root and all its descendants, parents before children.
+// Iterative and cycle-safe: no recursion depth limit, each token once.
+func (s *state) subtree(root string) []string {
+	if _, ok := s.tokens[root]; !ok {
+		return nil
+	}
+	seen := map[string]struct{}{root: {}}
+	out := []string{root}
+	for i := 0; i < len(out); i++ {
+		for c := range s.children[out[i]] {
+			if _, dup := seen[c]; dup {
+				continue
+			}
+			seen[c] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// revokeTree removes root and its whole subtree and returns how many tokens
+// were removed. Determinism: the set removed does not depend on map order,
+// only the order of removal does, and removal order is unobservable.
+func (s *state) revokeTree(root string) int {
+	hashes := s.subtree(root)
+	// Children before parents, as Vault does; any order gives the same state.
+	for i := len(hashes) - 1; i >= 0; i-- {
+		s.remove(hashes[i])
+	}
+	return len(hashes)
+}
+
+// validAt reports whether t and every ancestor are present, not exhausted
+// and not expired at now. The walk is iterative and bounded by the number of
+// stored tokens, so a (corrupt) cycle cannot loop forever.
+func (s *state) validAt(t *Token, now int64) bool {
+	for steps := 0; steps <= len(s.tokens); steps++ {
+		if t.NumUses < 0 || t.ExpiredAt(now) {
+			return false
+		}
+		if t.Parent == "" {
+			return true
+		}
+		p, ok := s.tokens[t.Parent]
+		if !ok {
+			return false
+		}
+		t = p
+	}
+	return false
+}
+
+// ancestorsValidAt reports whether every ancestor of t (not t itself) is
+// present and valid at now.
+func (s *state) ancestorsValidAt(t *Token, now int64) bool {
+	if t.Parent == "" {
+		return true
+	}
+	p, ok := s.tokens[t.Parent]
+	return ok && s.validAt(p, now)
+}
+
+// sortedChildren lists a token's direct children, sorted.
+func (s *state) sortedChildren(hash string) []string {
+	set := s.children[hash]
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Vault's consistency headers (VAULT-API.md §6.2).
+const (
+	headerIndex        = "X-Vault-Index"
+	headerForward      = "X-Vault-Forward"
+	headerInconsistent = "X-Vault-Inconsistent"
+	headerConsistent   = "X-Tokend-Consistent"
+)
+
+// encodeIndexState renders the X-Vault-Index value the official client
+// parses (api.ParseReplicationState):
+// base64("v1:<cluster id>:<index>:0:<hex hmac-sha256(key, state)>").
+func encodeIndexState(clusterID string, key []byte, index uint64) string {
+	state := "v1:" + clusterID + ":" + strconv.FormatUint(index, 10) + ":0"
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(state))
+	return base64.StdEncoding.EncodeToString([]byte(state + ":" + hex.EncodeToString(mac.Sum(nil))))
+}
+
+var errBadIndexState = errors.New("invalid X-Vault-Index header")
+
+// requiredIndex parses every X-Vault-Index value (a header may be repeated,
+// and a value may hold several comma-separated states) and returns the
+// highest index required for this cluster. States of other clusters are
+// ignored; a malformed state or one of this cluster with a bad HMAC is an error.
+func requiredIndex(values []string, clusterID string, key []byte) (uint64, error) {
+	var need uint64
+	for _, v := range values {
+		for _, raw := range strings.Split(v, ",") {
+			raw = strings.TrimSpace(raw)
+			if raw == "" {
+				continue
+			}
+			cooked, err := base64.StdEncoding.DecodeString(raw)
+			if err != nil {
+				return 0, errBadIndexState
+			}
+			s := string(cooked)
+			last := strings.LastIndexByte(s, ':')
+			if last < 0 {
+				return 0, errBadIndexState
+			}
+			state, macHex := s[:last], s[last+1:]
+			pieces := strings.Split(state, ":")
+			if len(pieces) != 4 || pieces[0] != "v1" || pieces[1] == "" {
+				return 0, errBadIndexState
+			}
+			if pieces[1] != clusterID {
+				continue
+			}
+			sum, err := hex.DecodeString(macHex)
+			if err != nil {
+				return 0, errBadIndexState
+			}
+			mac := hmac.New(sha256.New, key)
+			mac.Write([]byte(state))
+			if !hmac.Equal(mac.Sum(nil), sum) {
+				return 0, errBadIndexState
+			}
+			idx, err := strconv.ParseUint(pieces[2], 10, 64)
+			if err != nil {
+				return 0, errBadIndexState
+			}
+			if _, err := strconv.ParseUint(pieces[3], 10, 64); err != nil {
+				return 0, errBadIndexState
+			}
+			need = max(need, idx)
+		}
+	}
+	return need, nil
+}

@@ -1,0 +1,211 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tokend/tokend/fsm"
+)
+
+// Kind says whether an operation reads the local state or replicates a write.
+type Kind int
+
+const (
+	// Read operations are answered from the node's own state after the read
+	// gates (staleness, X-Vault-Index, ?consistent) have passed.
+	Read Kind = iota
+	// Write operations run on the leader; a follower forwards them.
+	Write
+)
+
+// Handler is the business logic of one operation: it gets typed, validated
+// input and returns a response (nil = 204) or an error; it never touches
+// the http.ResponseWriter.
+type Handler func(ctx context.Context, r *Request) (*Response, error)
+
+// Op is one operation of a route.
+type Op struct {
+	Handler Handler
+	Kind    Kind
+	Summary string
+}
+
+// Ops maps an HTTP method ("GET", "POST", "PUT", "DELETE", "HEAD" and
+// Vault's "LIST", which GET ?list=true also selects) to its operation.
+type Ops map[string]*Op
+
+// Route declares one path of a dialect.
+type Route struct {
+	// Path uses net/http.ServeMux pattern syntax: "/v1/auth/token/lookup/{token}".
+	// Path values become fields of the same name and win over body/query values.
+	Path   string
+	Fields Fields
+	Ops    Ops
+	// Unauthenticated routes skip token auth, ACLs and num_uses.
+	Unauthenticated bool
+	// Bare routes answer with the handler's Raw body (no Vault envelope).
+	Bare bool
+	// MountType is the envelope's mount_type ("token", "system").
+	MountType string
+	// Description is a longer text for the generated docs.
+	Description string
+
+	segments []string
+}
+
+// update declares the same operation for POST and PUT (Vault's "update").
+func update(op *Op) Ops {
+	return Ops{"POST": op, "PUT": op}
+}
+
+// Request is what a Handler receives.
+type Request struct {
+	HTTP *http.Request
+	// Op is the method key of the operation ("GET", "LIST", "POST", …).
+	Op string
+	// Path is the logical path without "/v1/" ("auth/token/create").
+	Path string
+	Data *FieldData
+	// Token is the caller's token after this request's use was consumed; nil
+	// on unauthenticated routes.
+	Token *fsm.Token
+	// ClientToken is the token ID exactly as the caller presented it.
+	ClientToken string
+	// LimitedUse is true when the caller's token had num_uses > 0.
+	LimitedUse bool
+	// Now is the request's timestamp (stamped once).
+	Now time.Time
+
+	index uint64 // highest log index this request proposed
+}
+
+// Response is what a Handler returns. A nil *Response is a 204.
+type Response struct {
+	Data     map[string]any
+	Auth     *Auth
+	Warnings []string
+	// Raw is the whole body of a Bare route.
+	Raw any
+	// Status overrides 200 (Bare routes, e.g. sys/health).
+	Status int
+}
+
+// Auth is Vault's "auth" object, fields in Vault's order.
+type Auth struct {
+	ClientToken    string            `json:"client_token"`
+	Accessor       string            `json:"accessor"`
+	Policies       []string          `json:"policies"`
+	TokenPolicies  []string          `json:"token_policies,omitempty"`
+	Metadata       map[string]string `json:"metadata"`
+	LeaseDuration  int64             `json:"lease_duration"`
+	Renewable      bool              `json:"renewable"`
+	EntityID       string            `json:"entity_id"`
+	TokenType      string            `json:"token_type"`
+	Orphan         bool              `json:"orphan"`
+	MFARequirement any               `json:"mfa_requirement"`
+	NumUses        int               `json:"num_uses"`
+}
+
+// envelope is Vault's success body, keys in Vault's order.
+type envelope struct {
+	RequestID     string         `json:"request_id"`
+	LeaseID       string         `json:"lease_id"`
+	Renewable     bool           `json:"renewable"`
+	LeaseDuration int64          `json:"lease_duration"`
+	Data          map[string]any `json:"data"`
+	WrapInfo      any            `json:"wrap_info"`
+	Warnings      []string       `json:"warnings"`
+	Auth          *Auth          `json:"auth"`
+	MountType     string         `json:"mount_type"`
+}
+
+// compile splits the pattern into segments once.
+func (rt *Route) compile() {
+	rt.segments = strings.Split(strings.Trim(rt.Path, "/"), "/")
+}
+
+// match reports whether the (trailing-slash-trimmed) path matches and
+// returns the path values. "{name...}" captures the rest of the path.
+func (rt *Route) match(segs []string) (map[string]string, bool) {
+	var vals map[string]string
+	for i, p := range rt.segments {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			name := p[1 : len(p)-1]
+			if rest, ok := strings.CutSuffix(name, "..."); ok {
+				if i >= len(segs) {
+					return nil, false
+				}
+				if vals == nil {
+					vals = map[string]string{}
+				}
+				vals[rest] = strings.Join(segs[i:], "/")
+				return vals, true
+			}
+			if i >= len(segs) || segs[i] == "" {
+				return nil, false
+			}
+			if vals == nil {
+				vals = map[string]string{}
+			}
+			vals[name] = segs[i]
+			continue
+		}
+		if i >= len(segs) || segs[i] != p {
+			return nil, false
+		}
+	}
+	return vals, len(segs) == len(rt.segments)
+}
+
+// allow lists the HTTP methods of a route for the Allow header.
+func (rt *Route) allow() string {
+	ms := make([]string, 0, len(rt.Ops))
+	for m := range rt.Ops {
+		ms = append(ms, m)
+	}
+	sort.Strings(ms)
+	return strings.Join(ms, ", ")
+}
+
+// router finds the route of a path: literal segments beat path values
+// (routes are tried most specific first).
+type router struct {
+	routes []*Route
+}
+
+func newRouter(tables ...[]*Route) *router {
+	r := &router{}
+	for _, t := range tables {
+		for _, rt := range t {
+			rt.compile()
+			r.routes = append(r.routes, rt)
+		}
+	}
+	sort.SliceStable(r.routes, func(i, j int) bool {
+		return literalCount(r.routes[i]) > literalCount(r.routes[j])
+	})
+	return r
+}
+
+func literalCount(rt *Route) int {
+	n := 0
+	for _, s := range rt.segments {
+		if !strings.HasPrefix(s, "{") {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *router) find(path string) (*Route, map[string]string) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for _, rt := range r.routes {
+		if vals, ok := rt.match(segs); ok {
+			return rt, vals
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,623 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/tokend/tokend/fsm"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxRequestBytes = 1 << 20
+	DefaultIndexWait       = 2 * time.Second
+	DefaultTokenTTL        = 768 * time.Hour
+)
+
+// Options configures the HTTP API.
+type Options struct {
+	Logger hclog.Logger
+	// MaxStale bounds how long a follower may go without hearing from the
+	// leader and still answer reads (in addition to Health().Stale).
+	MaxStale    time.Duration
+	Version     string
+	ClusterName string
+	// Now is the clock (nil = time.Now).
+	Now func() time.Time
+	// MaxRequestBytes limits request bodies (0 = DefaultMaxRequestBytes); larger → 413.
+	MaxRequestBytes int64
+	// IndexWait is how long a read waits for a required X-Vault-Index
+	// (0 = DefaultIndexWait) before 412 or forwarding.
+	IndexWait time.Duration
+	// DefaultTTL and MaxTTL are the token store's system default and max
+	// lease TTL (0 = 768h each, as Vault).
+	DefaultTTL time.Duration
+	MaxTTL     time.Duration
+}
+
+// server is the generic adapter plus the handlers of every route table.
+type server struct {
+	node   Node
+	opts   Options
+	log    hclog.Logger
+	router *router
+}
+
+// New returns the HTTP handler of the whole API, served from node.
+func New(node Node, opts Options) http.Handler {
+	return newServer(node, opts)
+}
+
+func newServer(node Node, opts Options) *server {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.IndexWait <= 0 {
+		opts.IndexWait = DefaultIndexWait
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = DefaultTokenTTL
+	}
+	if opts.DefaultTTL <= 0 || opts.DefaultTTL > opts.MaxTTL {
+		opts.DefaultTTL = opts.MaxTTL
+	}
+	s := &server{node: node, opts: opts, log: opts.Logger}
+	s.router = newRouter(s.tokenRoutes(), s.sysRoutes())
+	return s
+}
+
+// knownMethods are the methods Vault's HTTP layer understands; anything
+// else is a 405 with an empty error list.
+var knownMethods = map[string]bool{
+	"GET": true, "HEAD": true, "PUT": true, "POST": true, "DELETE": true,
+	"LIST": true, "PATCH": true, "OPTIONS": true,
+}
+
+// recorder captures the status for the request log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets forwarded streaming answers through.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// call is the state of one request through the adapter.
+type call struct {
+	w        *recorder
+	r        *http.Request
+	route    *Route
+	path     string // logical path, no "/v1/"
+	op       string
+	body     []byte
+	raw      map[string]any
+	accessor string
+	req      *Request
+	// forwarded is set once the answer came from the leader.
+	forwarded bool
+}
+
+// ServeHTTP is the generic adapter (STYLE.md §4): method → operation, body
+// decoding and limits, forwarding, read gates, auth, ACL, num_uses, field
+// validation, the handler, and the response/error envelope.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	c := &call{w: &recorder{ResponseWriter: w}, r: r}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+
+	s.serve(c)
+
+	if s.log.IsDebug() {
+		path := "unmatched"
+		if c.route != nil {
+			// The pattern, never the raw path: a path may carry a token ID.
+			path = c.route.Path
+		}
+		st := c.w.status
+		if st == 0 {
+			st = http.StatusOK
+		}
+		s.log.Debug("request", "method", r.Method, "path", path, "status", st,
+			"duration", time.Since(start), "accessor", c.accessor, "forwarded", c.forwarded)
+	}
+}
+
+func (s *server) serve(c *call) {
+	r := c.r
+	if !knownMethods[r.Method] {
+		s.writeError(c, &apiError{Status: http.StatusMethodNotAllowed})
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		s.writeError(c, &apiError{Status: http.StatusNotFound})
+		return
+	}
+	c.path = strings.TrimPrefix(r.URL.Path, "/v1/")
+
+	// Method → operation (VAULT-API.md §0.1).
+	query := r.URL.Query()
+	c.op = r.Method
+	if r.Method == "GET" {
+		if ls := query.Get("list"); ls != "" {
+			list, err := strconv.ParseBool(ls)
+			if err != nil {
+				s.writeError(c, badRequest(""))
+				return
+			}
+			if list {
+				c.op = "LIST"
+				query.Del("list")
+			}
+		}
+	}
+	consistent := false
+	if query.Has("consistent") {
+		consistent = query.Get("consistent") == "" || parseBoolLoose(query.Get("consistent"))
+		query.Del("consistent")
+	}
+	if parseBoolLoose(r.Header.Get(headerConsistent)) {
+		consistent = true
+	}
+
+	if (c.op == "POST" || c.op == "PUT") && strings.HasSuffix(c.path, "/") {
+		s.writeError(c, badRequest(msgWriteEndingSlash))
+		return
+	}
+
+	// Read the body once, bounded, so that it can be re-sent to the leader.
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := io.ReadAll(http.MaxBytesReader(c.w, r.Body, s.opts.MaxRequestBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.writeError(c, err)
+			} else {
+				s.writeError(c, badRequest("failed to read request body"))
+			}
+			return
+		}
+		c.body = body
+	}
+
+	route, pathVals := s.router.find(r.URL.Path)
+	c.route = route
+	var op *Op
+	if route != nil {
+		op = route.Ops[c.op]
+	}
+
+	// Unauthenticated routes (sys/health, sys/init, …) have their own
+	// rules: no read gates, so that a stale node still reports its health.
+	if route != nil && route.Unauthenticated {
+		if op == nil {
+			if route.Bare {
+				c.w.Header().Set("Allow", route.allow())
+				s.writeError(c, &apiError{Status: http.StatusMethodNotAllowed})
+			} else {
+				s.methodNotAllowed(c)
+			}
+			return
+		}
+		if s.maybeForward(c, op.Kind == Write || r.Header.Get(headerForward) == "active-node") {
+			return
+		}
+		if !s.decode(c, query) {
+			return
+		}
+		s.run(c, op, pathVals, nil, "", false)
+		return
+	}
+
+	kind := Read
+	if op != nil {
+		kind = op.Kind
+	}
+	mustLead := kind == Write || consistent || r.Header.Get(headerForward) == "active-node"
+	if s.maybeForward(c, mustLead) {
+		return
+	}
+	if consistent {
+		if err := s.node.VerifyLeader(r.Context()); err != nil {
+			s.writeError(c, unavailable("cannot verify leadership for a consistent read: "+err.Error()))
+			return
+		}
+	}
+	if kind == Read && !s.readGate(c) {
+		return
+	}
+	if !s.decode(c, query) {
+		return
+	}
+
+	// Authenticate.
+	clientToken := requestToken(r)
+	if clientToken == "" {
+		s.writeError(c, newError(http.StatusForbidden, msgPermissionDenied))
+		return
+	}
+	now := s.opts.Now()
+	tok, ok := s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+	if !ok {
+		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
+		return
+	}
+	c.accessor = tok.Accessor
+	limited := tok.NumUses > 0
+	if limited {
+		// Consuming a use is a write: it must happen on the leader, before
+		// the handler runs (VAULT-API.md §2.7).
+		if s.maybeForward(c, true) {
+			return
+		}
+		res, idx, err := s.node.Propose(r.Context(), fsm.UseToken{Hash: tok.Hash, Now: now.UnixNano()})
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if res.Err != nil || res.Token == nil {
+			s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
+			return
+		}
+		tok = *res.Token
+		c.req = &Request{index: idx}
+	}
+
+	// ACL before routing: a non-root token learns nothing about paths.
+	if !allowed(&tok, c.path, c.op) {
+		s.writeError(c, newError(http.StatusForbidden, msgACLDenied))
+		return
+	}
+	if route == nil {
+		if strings.HasPrefix(c.path, "auth/token/") || strings.HasPrefix(c.path, "sys/") {
+			s.writeError(c, newError(http.StatusNotFound, msgUnsupportedPath))
+		} else {
+			s.writeError(c, newError(http.StatusNotFound, `no handler for route "`+strings.TrimSuffix(c.path, "/")+`". route entry not found.`))
+		}
+		return
+	}
+	if op == nil {
+		s.methodNotAllowed(c)
+		return
+	}
+	s.run(c, op, pathVals, &tok, clientToken, limited)
+}
+
+func (s *server) methodNotAllowed(c *call) {
+	c.w.Header().Set("Allow", c.route.allow())
+	s.writeError(c, newError(http.StatusMethodNotAllowed, msgUnsupportedOp))
+}
+
+// run validates the fields, calls the handler and writes its answer.
+func (s *server) run(c *call, op *Op, pathVals map[string]string, tok *fsm.Token, clientToken string, limited bool) {
+	for k, v := range pathVals {
+		if c.raw == nil {
+			c.raw = map[string]any{}
+		}
+		c.raw[k] = v
+	}
+	d, err := newFieldData(c.raw, c.route.Fields)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	req := c.req
+	if req == nil {
+		req = &Request{}
+	}
+	req.HTTP, req.Op, req.Path, req.Data = c.r, c.op, strings.TrimSuffix(c.path, "/"), d
+	req.Token, req.ClientToken, req.LimitedUse, req.Now = tok, clientToken, limited, s.opts.Now()
+	c.req = req
+
+	resp, err := op.Handler(c.r.Context(), req)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.writeResponse(c, resp)
+}
+
+// maybeForward sends the request to the leader when mustLead and this node
+// is not the leader. It reports whether the request has been answered.
+func (s *server) maybeForward(c *call, mustLead bool) bool {
+	if !mustLead {
+		return false
+	}
+	h := s.node.Health()
+	if h.IsLeader {
+		return false
+	}
+	if c.r.Header.Get(HopHeader) != "" {
+		// Already forwarded once: never a second hop.
+		s.writeError(c, unavailable("node is not the leader"))
+		return true
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
+	c.r.ContentLength = int64(len(c.body))
+	// The leader's answer brings its own headers.
+	hdr := c.w.Header()
+	hdr.Del("Cache-Control")
+	hdr.Del("Content-Type")
+	forwarded, err := s.node.ForwardToLeader(c.w, c.r)
+	if !forwarded {
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("Content-Type", "application/json")
+	}
+	if err != nil {
+		s.writeError(c, unavailable(err.Error()))
+		return true
+	}
+	c.forwarded = forwarded
+	return forwarded
+}
+
+// readGate enforces bounded staleness and read-your-writes before a local
+// read (DESIGN.md "Reads"). It reports whether the read may proceed.
+func (s *server) readGate(c *call) bool {
+	h := s.node.Health()
+	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
+		s.writeError(c, unavailable("node is stale: no recent contact with the leader"))
+		return false
+	}
+	values := c.r.Header.Values(headerIndex)
+	if len(values) == 0 {
+		return true
+	}
+	id, key := s.node.State().ClusterIdent()
+	if id == "" {
+		return true
+	}
+	need, err := requiredIndex(values, id, key)
+	if err != nil {
+		s.writeError(c, badRequest(err.Error()))
+		return false
+	}
+	if s.node.AppliedIndex() >= need {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), s.opts.IndexWait)
+	err = s.node.AwaitIndex(ctx, need)
+	cancel()
+	if err == nil && s.node.AppliedIndex() >= need {
+		return true
+	}
+	if c.r.Header.Get(headerInconsistent) == "forward-active-node" {
+		if s.maybeForward(c, true) {
+			return false
+		}
+		// We became the leader meanwhile; the index wait failed, though.
+	}
+	s.writeError(c, newError(http.StatusPreconditionFailed, msgMissingState))
+	return false
+}
+
+// decode turns the query (GET, LIST, DELETE, HEAD) or the body (POST, PUT)
+// into raw field values. It reports whether decoding succeeded.
+func (s *server) decode(c *call, query url.Values) bool {
+	switch c.r.Method {
+	case "POST", "PUT", "PATCH":
+		raw, err := decodeBody(c.r.Header.Get("Content-Type"), c.body)
+		if err != nil {
+			s.writeError(c, err)
+			return false
+		}
+		c.raw = raw
+	default:
+		if len(query) > 0 {
+			c.raw = make(map[string]any, len(query))
+			for k, v := range query {
+				if len(v) == 1 {
+					c.raw[k] = v[0]
+				} else {
+					c.raw[k] = v
+				}
+			}
+		}
+	}
+	return true
+}
+
+// decodeBody parses a JSON object, or a form when the content type says so
+// and the body does not look like JSON. Empty body or null = no data.
+func decodeBody(contentType string, body []byte) (map[string]any, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	if mt, _, _ := mime.ParseMediaType(contentType); mt == "application/x-www-form-urlencoded" && trimmed[0] != '{' {
+		vals, err := url.ParseQuery(string(trimmed))
+		if err != nil {
+			return nil, badRequest("failed to parse form data: " + err.Error())
+		}
+		raw := make(map[string]any, len(vals))
+		for k, v := range vals {
+			if len(v) == 1 {
+				raw[k] = v[0]
+			} else {
+				raw[k] = v
+			}
+		}
+		return raw, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, badRequest(err.Error())
+	}
+	if dec.More() {
+		return nil, badRequest("invalid character after top-level value")
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return x, nil
+	}
+	return nil, badRequest("request body must be a JSON object")
+}
+
+func parseBoolLoose(s string) bool {
+	b, err := strconv.ParseBool(s)
+	return err == nil && b
+}
+
+// requestToken reads X-Vault-Token, else Authorization: Bearer.
+func requestToken(r *http.Request) string {
+	if t := r.Header.Get("X-Vault-Token"); t != "" {
+		return t
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// setIndexHeader stamps X-Vault-Index: the request's write index, else the
+// node's applied index. Nothing before the cluster identity exists.
+func (s *server) setIndexHeader(c *call) {
+	id, key := s.node.State().ClusterIdent()
+	if id == "" || len(key) == 0 {
+		return
+	}
+	idx := uint64(0)
+	if c.req != nil {
+		idx = c.req.index
+	}
+	if idx == 0 {
+		idx = s.node.AppliedIndex()
+	}
+	c.w.Header().Set(headerIndex, encodeIndexState(id, key, idx))
+}
+
+// writeResponse renders a handler's answer: 204 for nil, the bare body of a
+// Bare route, else Vault's envelope.
+func (s *server) writeResponse(c *call, resp *Response) {
+	s.setIndexHeader(c)
+	if c.route.Bare {
+		st := http.StatusOK
+		if resp != nil && resp.Status != 0 {
+			st = resp.Status
+		}
+		if resp == nil || resp.Raw == nil || c.r.Method == "HEAD" {
+			c.w.WriteHeader(st)
+			return
+		}
+		writeJSON(c.w, st, resp.Raw)
+		return
+	}
+	if resp != nil && c.req != nil && c.req.Data != nil && len(c.req.Data.Unknown()) > 0 {
+		resp.Warnings = append(resp.Warnings, msgUnrecognizedParam+"["+strings.Join(c.req.Data.Unknown(), " ")+"]")
+	}
+	if resp == nil || (resp.Data == nil && resp.Auth == nil && len(resp.Warnings) == 0) {
+		c.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if c.op == "LIST" && resp.Auth == nil && len(resp.Warnings) == 0 {
+		if keys, _ := resp.Data["keys"].([]string); len(keys) == 0 && len(resp.Data) <= 1 {
+			s.writeError(c, &apiError{Status: http.StatusNotFound})
+			return
+		}
+	}
+	mount := c.route.MountType
+	st := http.StatusOK
+	if resp.Status != 0 {
+		st = resp.Status
+	}
+	writeJSON(c.w, st, &envelope{
+		RequestID: newUUID(),
+		Data:      resp.Data,
+		Warnings:  resp.Warnings,
+		Auth:      resp.Auth,
+		MountType: mount,
+	})
+}
+
+// writeError renders {"errors":[…]} with the status from errorResponse.
+func (s *server) writeError(c *call, err error) {
+	ae := errorResponse(err)
+	if ae.Status >= 500 && ae.Status != http.StatusServiceUnavailable {
+		s.log.Error("request failed", "method", c.r.Method, "status", ae.Status, "error", err)
+	}
+	if ae.RetryAfter {
+		c.w.Header().Set("Retry-After", "1")
+	}
+	s.setIndexHeader(c)
+	errs := []string{}
+	if ae.Msg != "" {
+		errs = append(errs, ae.Msg)
+	}
+	if c.r.Method == "HEAD" {
+		c.w.WriteHeader(ae.Status)
+		return
+	}
+	writeJSON(c.w, ae.Status, map[string][]string{"errors": errs})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"errors":["internal error"]}` + "\n"))
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// newUUID returns a random RFC 4122 version 4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}

@@ -1,0 +1,345 @@
+// Package inproc starts a real tokend cluster inside one test process: real
+// raft with bolt on disk, real memberlist on loopback, real HTTP, each node on
+// ports the OS picks. Tests use it through the official Vault API client.
+package inproc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/tokend/tokend/cluster"
+	"github.com/tokend/tokend/httpapi"
+)
+
+// Node is one member of an in-process cluster.
+type Node struct {
+	ID       string
+	DataDir  string
+	HTTPAddr string
+	raftAddr string
+	gossip   string
+
+	mu     sync.Mutex
+	node   *cluster.Node
+	server *http.Server
+}
+
+// Cluster is a set of in-process nodes that found each other by gossip.
+type Cluster struct {
+	t      testing.TB
+	Nodes  []*Node
+	Logger hclog.Logger
+	// RootToken is the token returned by sys/init.
+	RootToken string
+	// MaxStale is passed to every node.
+	MaxStale time.Duration
+
+	logs *logSink
+}
+
+// New starts n nodes with -bootstrap-expect n, waits for a leader, and
+// initialises the cluster (sys/init) so RootToken is set. Everything is
+// stopped by t.Cleanup.
+func New(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{
+		t:        t,
+		MaxStale: 2 * time.Second,
+		logs:     &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
+	}
+	// Trace level so the secret-grep tests see every log line there is.
+	c.Logger = hclog.New(&hclog.LoggerOptions{Name: "tokend", Level: hclog.Trace, Output: c.logs})
+	for i := 0; i < n; i++ {
+		c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", i), DataDir: t.TempDir()})
+	}
+	t.Cleanup(c.StopAll)
+	for i := range c.Nodes {
+		c.start(i, n)
+	}
+	c.WaitForLeader()
+	c.WaitForVoters(n)
+	c.init()
+	return c
+}
+
+// AddNode starts one more node that joins the existing cluster by gossip.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", len(c.Nodes)), DataDir: c.t.TempDir()})
+	i := len(c.Nodes) - 1
+	c.start(i, len(c.Nodes)-1)
+	return i
+}
+
+func (c *Cluster) start(i, bootstrapExpect int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	addr := n.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := listenRetry(addr)
+	if err != nil {
+		c.t.Fatalf("listen http for %s: %v", n.ID, err)
+	}
+	n.HTTPAddr = ln.Addr().String()
+	raftAddr, gossipAddr := n.raftAddr, n.gossip
+	if raftAddr == "" {
+		raftAddr = "127.0.0.1:0"
+		gossipAddr = "127.0.0.1:0"
+	}
+	var join []string
+	for j, other := range c.Nodes {
+		if j != i && other.gossip != "" {
+			join = append(join, other.gossip)
+		}
+	}
+	logger := c.Logger.Named(n.ID)
+	node, err := cluster.New(cluster.Config{
+		NodeID:          n.ID,
+		DataDir:         n.DataDir,
+		HTTPAddr:        n.HTTPAddr,
+		RaftAddr:        raftAddr,
+		GossipAddr:      gossipAddr,
+		Join:            join,
+		BootstrapExpect: bootstrapExpect,
+		MaxStale:        c.MaxStale,
+		Logger:          logger,
+		Version:         "test",
+		Timing:          cluster.FastTiming(),
+	})
+	if err != nil {
+		ln.Close()
+		c.t.Fatalf("start %s: %v", n.ID, err)
+	}
+	handler := httpapi.New(node, httpapi.Options{Logger: logger.Named("http"), MaxStale: c.MaxStale, Version: "test"})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Stop
+	n.mu.Lock()
+	n.node, n.server = node, srv
+	n.raftAddr, n.gossip = node.RaftAddr(), node.GossipAddr()
+	n.mu.Unlock()
+}
+
+// listenRetry binds addr, retrying briefly: a restarted node reuses its old
+// port, which the kernel may hold for a moment after the previous close.
+func listenRetry(addr string) (net.Listener, error) {
+	var err error
+	for i := 0; i < 50; i++ {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		time.Sleep(100 * time.Millisecond) // waiting for the kernel to release the port
+	}
+	return nil, err
+}
+
+func (c *Cluster) init() {
+	c.t.Helper()
+	client := c.Client(c.LeaderIndex())
+	resp, err := client.Sys().Init(&vaultapi.InitRequest{})
+	if err != nil {
+		c.t.Fatalf("sys/init: %v", err)
+	}
+	c.RootToken = resp.RootToken
+	for i := range c.Nodes {
+		c.Client(i).SetToken(c.RootToken)
+	}
+}
+
+// Cluster returns node i's cluster.Node (nil when stopped).
+func (c *Cluster) Cluster(i int) *cluster.Node {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.node
+}
+
+// Running reports whether node i is started.
+func (c *Cluster) Running(i int) bool { return c.Cluster(i) != nil }
+
+// Addr is node i's HTTP API URL.
+func (c *Cluster) Addr(i int) string { return "http://" + c.Nodes[i].HTTPAddr }
+
+// Client returns a new official Vault API client for node i, with the root
+// token set (once initialised) and retries disabled so tests see every error.
+func (c *Cluster) Client(i int) *vaultapi.Client {
+	c.t.Helper()
+	cfg := vaultapi.DefaultConfig()
+	cfg.Address = c.Addr(i)
+	cfg.MaxRetries = 0
+	client, err := vaultapi.NewClient(cfg)
+	if err != nil {
+		c.t.Fatalf("vault client: %v", err)
+	}
+	client.SetToken(c.RootToken)
+	return client
+}
+
+// LeaderIndex returns the index of the running node that is leader, or -1.
+func (c *Cluster) LeaderIndex() int {
+	for i := range c.Nodes {
+		if n := c.Cluster(i); n != nil && n.Health().IsLeader {
+			return i
+		}
+	}
+	return -1
+}
+
+// Followers returns the indexes of running nodes that are not the leader.
+func (c *Cluster) Followers() []int {
+	var out []int
+	for i := range c.Nodes {
+		if n := c.Cluster(i); n != nil && !n.Health().IsLeader {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// WaitForLeader waits until exactly one running node leads and every running
+// node knows it.
+func (c *Cluster) WaitForLeader() int {
+	c.t.Helper()
+	leader := -1
+	c.WaitFor(10*time.Second, "a leader known to every node", func() bool {
+		leader = c.LeaderIndex()
+		if leader < 0 {
+			return false
+		}
+		for i := range c.Nodes {
+			if n := c.Cluster(i); n != nil && n.Health().LeaderID != c.Nodes[leader].ID {
+				return false
+			}
+		}
+		return true
+	})
+	return leader
+}
+
+// WaitForVoters waits until the raft configuration has n voters.
+func (c *Cluster) WaitForVoters(n int) {
+	c.t.Helper()
+	c.WaitFor(15*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
+		l := c.LeaderIndex()
+		if l < 0 {
+			return false
+		}
+		servers, err := c.Cluster(l).RaftServers()
+		if err != nil {
+			return false
+		}
+		voters := 0
+		for _, s := range servers {
+			if s.Voter {
+				voters++
+			}
+		}
+		return voters == n
+	})
+}
+
+// WaitForIndex waits until every running node has applied at least index.
+func (c *Cluster) WaitForIndex(index uint64) {
+	c.t.Helper()
+	c.WaitFor(10*time.Second, fmt.Sprintf("index %d on every node", index), func() bool {
+		for i := range c.Nodes {
+			if n := c.Cluster(i); n != nil && n.AppliedIndex() < index {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Stop shuts node i down gracefully (it leaves gossip).
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	n.mu.Lock()
+	node, srv := n.node, n.server
+	n.node, n.server = nil, nil
+	n.mu.Unlock()
+	if node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	if err := node.Shutdown(ctx); err != nil {
+		c.t.Errorf("shutdown %s: %v", n.ID, err)
+	}
+}
+
+// Restart starts a stopped node again on its data dir and its old addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.start(i, len(c.Nodes))
+}
+
+// StopAll stops every running node.
+func (c *Cluster) StopAll() {
+	for i := range c.Nodes {
+		c.Stop(i)
+	}
+	c.logs.close()
+}
+
+// WaitFor polls cond until it holds or the timeout ends the test.
+func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// LogOutput returns everything every node logged so far (tests grep it for
+// token secrets).
+func (c *Cluster) LogOutput() string {
+	c.logs.mu.Lock()
+	defer c.logs.mu.Unlock()
+	return c.logs.buf.String()
+}
+
+// logSink copies log lines to the test log while the test runs, and keeps
+// them all in memory. Raft goroutines may log after the test body returned,
+// so writes to t.Log stop once the cluster is stopped.
+type logSink struct {
+	t       testing.TB
+	verbose bool
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	closed  bool
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if s.verbose && !s.closed {
+		s.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (s *logSink) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
