@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -419,3 +420,103 @@ func TestDecodeMeta(t *testing.T) {
 }
 
 var _ fsm.Reader = (*fsm.FSM)(nil)
+
+func TestLeaderCrash_newLeaderAndRestartCatchesUp(t *testing.T) {
+	c := newCluster(t, 3)
+	var hashes []string
+	for i := 0; i < 10; i++ {
+		cmd, h := newToken(t, 0)
+		c.proposeAny(cmd)
+		hashes = append(hashes, h)
+	}
+	old := c.waitLeader()
+	c.crash(old)
+	leader := c.waitLeader()
+	if leader == old {
+		t.Fatal("crashed node still leads")
+	}
+	cmd, h := newToken(t, 0)
+	_, last := c.proposeAny(cmd)
+	hashes = append(hashes, h)
+
+	// Restarted on its data dir and addresses before the failed-member grace
+	// period ends: it rejoins and catches up.
+	n := c.start(old)
+	c.awaitAll(last)
+	for _, h := range hashes {
+		if _, ok := n.State().Token(h); !ok {
+			t.Fatalf("restarted node: token %s missing", h[:8])
+		}
+	}
+	c.waitVoters(3)
+	waitFor(t, 5*time.Second, "restarted node alive in gossip", func() bool {
+		for _, m := range c.waitLeader().node.Load().Members() {
+			if m.Name == old.id {
+				return m.Status == "alive"
+			}
+		}
+		return false
+	})
+}
+
+func TestEncryptedGossip_bootstraps(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	c := newClusterKey(t, 3, key)
+	cmd, h := newToken(t, 0)
+	_, idx := c.proposeAny(cmd)
+	c.awaitAll(idx)
+	for _, tn := range c.running() {
+		if _, ok := tn.node.Load().State().Token(h); !ok {
+			t.Fatalf("%s: token missing", tn.id)
+		}
+	}
+}
+
+func TestNoQuorum_forwardAndHealthFailFast(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	n := leader.node.Load()
+	for _, f := range c.followers(leader) {
+		c.crash(f)
+	}
+	waitFor(t, 5*time.Second, "leader steps down without a quorum", func() bool {
+		return !n.Health().IsLeader
+	})
+	waitFor(t, 5*time.Second, "node reports itself stale", func() bool {
+		return n.Health().Stale
+	})
+	if err := n.VerifyLeader(context.Background()); !isErr(err, status.ErrNotLeader) {
+		t.Fatalf("VerifyLeader = %v, want ErrNotLeader", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/write", strings.NewReader("x"))
+	rec := httptest.NewRecorder()
+	start := time.Now()
+	forwarded, err := n.ForwardToLeader(rec, req)
+	if forwarded || !isErr(err, status.ErrNoLeader) {
+		t.Fatalf("ForwardToLeader = %v, %v; want ErrNoLeader", forwarded, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("ForwardToLeader took %s", d)
+	}
+	if b, _ := io.ReadAll(req.Body); string(b) != "x" {
+		t.Fatalf("request body not re-readable after a failed forward: %q", b)
+	}
+	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
+		t.Fatalf("failed forward wrote a response: %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestShutdown_proposeFailsCleanly(t *testing.T) {
+	c := newCluster(t, 1)
+	n := c.nodes[0].node.Load()
+	c.stop(c.nodes[0])
+	cmd, _ := newToken(t, 0)
+	if _, _, err := n.Propose(context.Background(), cmd); !isErr(err, status.ErrShuttingDown) {
+		t.Fatalf("Propose after shutdown = %v, want ErrShuttingDown", err)
+	}
+	if err := n.VerifyLeader(context.Background()); !isErr(err, status.ErrShuttingDown) {
+		t.Fatalf("VerifyLeader after shutdown = %v", err)
+	}
+}

@@ -163,6 +163,10 @@ func (n *Node) setupGossip() error {
 		mc.TCPTimeout = time.Second
 		mc.GossipToTheDeadTime = 5 * time.Second
 	}
+	// Node names are unique node ids: a node that died and comes back on a
+	// new address (a restart with port 0) may reclaim its name soon after,
+	// instead of being refused for GossipToTheDeadTime.
+	mc.DeadNodeReclaimTime = 5 * t.GossipProbeInterval
 	if len(n.cfg.ClusterKey) > 0 {
 		mc.SecretKey = n.cfg.ClusterKey
 	}

@@ -51,12 +51,13 @@ func (s *logSink) close() {
 // tnode is one slot of a test cluster: a data dir, an HTTP server that
 // outlives node restarts, and the current node (nil while stopped).
 type tnode struct {
-	id       string
-	dir      string
-	raftAddr string
-	httpAddr string
-	srv      *http.Server
-	node     atomic.Pointer[Node]
+	id         string
+	dir        string
+	raftAddr   string
+	gossipAddr string
+	httpAddr   string
+	srv        *http.Server
+	node       atomic.Pointer[Node]
 }
 
 // tcluster is an in-package cluster of real nodes on 127.0.0.1 port 0.
@@ -65,12 +66,19 @@ type tcluster struct {
 	sink   *logSink
 	logger hclog.Logger
 	expect int
+	key    []byte // gossip encryption key, nil for none
 	nodes  []*tnode
 }
 
 // newCluster starts n nodes with BootstrapExpect n and waits for a leader
 // and a full raft configuration.
 func newCluster(t testing.TB, n int) *tcluster {
+	t.Helper()
+	return newClusterKey(t, n, nil)
+}
+
+// newClusterKey is newCluster with gossip encrypted by key.
+func newClusterKey(t testing.TB, n int, key []byte) *tcluster {
 	t.Helper()
 	sink := &logSink{t: t}
 	c := &tcluster{
@@ -80,6 +88,7 @@ func newCluster(t testing.TB, n int) *tcluster {
 			Name: "test", Output: sink, Level: hclog.Info, TimeFormat: "15:04:05.000",
 		}),
 		expect: n,
+		key:    key,
 	}
 	t.Cleanup(c.close)
 	for i := 0; i < n; i++ {
@@ -93,7 +102,8 @@ func newCluster(t testing.TB, n int) *tcluster {
 // add creates a slot (data dir and HTTP server) and starts a node in it.
 func (c *tcluster) add() *tnode {
 	c.t.Helper()
-	tn := &tnode{id: fmt.Sprintf("node%d", len(c.nodes)), dir: c.t.TempDir(), raftAddr: "127.0.0.1:0"}
+	tn := &tnode{id: fmt.Sprintf("node%d", len(c.nodes)), dir: c.t.TempDir(),
+		raftAddr: "127.0.0.1:0", gossipAddr: "127.0.0.1:0"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.t.Fatal(err)
@@ -143,7 +153,8 @@ func (c *tcluster) config(tn *tnode) Config {
 		DataDir:         tn.dir,
 		HTTPAddr:        tn.httpAddr,
 		RaftAddr:        tn.raftAddr,
-		GossipAddr:      "127.0.0.1:0",
+		GossipAddr:      tn.gossipAddr,
+		ClusterKey:      c.key,
 		Join:            join,
 		BootstrapExpect: c.expect,
 		MaxStale:        time.Second,
@@ -162,7 +173,7 @@ func (c *tcluster) start(tn *tnode) *Node {
 	}
 	// Keep the raft address across restarts: the raft configuration
 	// refers to it.
-	tn.raftAddr = n.RaftAddr()
+	tn.raftAddr, tn.gossipAddr = n.RaftAddr(), n.GossipAddr()
 	tn.node.Store(n)
 	return n
 }

@@ -25,7 +25,7 @@ var (
 		"lease":             {Type: String, Description: "Deprecated alias of ttl (Go duration string)"},
 		"explicit_max_ttl":  {Type: Duration, Signed: true, Description: "Hard cap on the token's lifetime"},
 		"period":            {Type: Duration, Signed: true, Description: "Period of a periodic token (root only)"},
-		"display_name":      {Type: String, MaxLen: 1024, Description: "Display name; stored as "token-" + the sanitised name"},
+		"display_name":      {Type: String, MaxLen: 1024, Description: "Display name; stored as token- plus the sanitised name"},
 		"num_uses":          {Type: Int, Description: "Number of uses (0 = unlimited)"},
 		"type":              {Type: String, Description: "Token type: service (batch is not supported yet)"},
 		"entity_alias":      {Type: String, Description: "Entity alias (only with a token role; roles are not supported yet)"},
