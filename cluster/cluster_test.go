@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/tokend/tokend/cluster/status"
 	"github.com/tokend/tokend/fsm"
 )
@@ -207,6 +209,24 @@ func TestThreeNodes(t *testing.T) {
 		http.DefaultClient.CloseIdleConnections()
 	})
 
+	t.Run("forward_to_unreachable_leader_fails_with_no_leader", func(t *testing.T) {
+		leader := c.waitLeader()
+		f := c.followers(leader)[0]
+		// The leader's raft keeps running; only its HTTP API goes away.
+		if err := leader.srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/write", strings.NewReader("x"))
+		rec := httptest.NewRecorder()
+		forwarded, err := f.node.Load().ForwardToLeader(rec, req)
+		if forwarded || !isErr(err, status.ErrNoLeader) {
+			t.Fatalf("ForwardToLeader = %v, %v; want ErrNoLeader", forwarded, err)
+		}
+		if rec.Body.Len() != 0 {
+			t.Fatalf("failed forward wrote %q", rec.Body.String())
+		}
+	})
+
 	t.Run("reaper_removes_expired_tokens", func(t *testing.T) {
 		cmd, h := newToken(t, time.Second)
 		_, idx := c.proposeAny(cmd)
@@ -250,8 +270,20 @@ func TestLeaderShutdown_newLeaderAndNoCommittedTokenLost(t *testing.T) {
 			}
 		}
 	}
-	// The old leader left gracefully: it is removed from raft.
+	// The old leader left gracefully: gossip says so and it is removed from
+	// raft.
 	c.waitVoters(2)
+	waitFor(t, 5*time.Second, "old leader shown as left", func() bool {
+		for _, m := range c.waitLeader().node.Load().Members() {
+			if m.Name == old.id {
+				return m.Status == "left"
+			}
+		}
+		return false
+	})
+	if !old.stopped.removedFromRaft.Load() {
+		t.Fatal("old leader shut down before its removal reached its log")
+	}
 
 	// Restarted on its data dir it catches up and becomes a voter again.
 	n := c.start(old)
@@ -272,6 +304,7 @@ func TestFollowerRestart_catchesUp(t *testing.T) {
 	c := newCluster(t, 3)
 	leader := c.waitLeader()
 	f := c.followers(leader)[0]
+	stopped := f.node.Load()
 	c.stop(f)
 	var last uint64
 	var hashes []string
@@ -280,7 +313,13 @@ func TestFollowerRestart_catchesUp(t *testing.T) {
 		_, last = c.proposeAny(cmd)
 		hashes = append(hashes, h)
 	}
+	if !stopped.removedFromRaft.Load() {
+		t.Fatal("graceful shutdown returned before the node's removal reached its log")
+	}
 	n := c.start(f)
+	if n.raft.State() == raft.Leader {
+		t.Fatal("a removed node restarted as leader")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.AwaitIndex(ctx, last); err != nil {

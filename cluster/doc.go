@@ -28,6 +28,15 @@
 // leader never removes itself; a leader that shuts down first transfers
 // leadership.
 //
+// memberlist reports a graceful leave and a failure through the same
+// callback, so a leaving node first broadcasts Leaving=true in its metadata.
+// It then waits (bounded) until its own removal has reached its raft log:
+// restarted, it is not a voter of its own configuration, so two nodes that
+// left cannot elect a second leader from a stale configuration; the leader
+// adds it back when it reappears in gossip. Gossip state is read only from
+// the delegate's callbacks (memberlist mutates the nodes that Members()
+// returns, which races).
+//
 // # Invariants
 //
 //   - Propose returns success only for an entry committed by a quorum and

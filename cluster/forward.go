@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -79,13 +80,13 @@ func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		start := time.Now()
 		resp, cancelReq, err := n.sendForward(r, httpAddr, body)
 		if err != nil {
-			n.logger.Warn("forward to leader failed", "leader", httpAddr, "method", r.Method,
-				"path", r.URL.Path, "error", err)
+			// No path in logs: token endpoints carry token IDs in the path.
+			n.logger.Warn("forward to leader failed", "leader", httpAddr, "method", r.Method, "error", err)
 			if r.Context().Err() != nil {
 				return false, status.ErrTimeout
 			}
-			if !isDialError(err) {
-				// The request may have reached the leader: do not send it
+			if !isConnError(err) {
+				// A timeout: the leader may be executing it; do not send it
 				// twice.
 				return false, status.ErrNoLeader
 			}
@@ -96,7 +97,7 @@ func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		resp.Body.Close()
 		cancelReq()
 		n.logger.Debug("forwarded request", "leader", httpAddr, "method", r.Method,
-			"path", r.URL.Path, "status", resp.StatusCode, "duration", time.Since(start))
+			"status", resp.StatusCode, "duration", time.Since(start))
 		return true, nil
 	}
 	return false, status.ErrNoLeader
@@ -171,9 +172,19 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// isDialError reports whether err happened while connecting, i.e. before
-// any byte of the request was sent.
-func isDialError(err error) bool {
+// isConnError reports whether err is a connection failure (refused, reset,
+// closed before an answer) rather than a timeout: the leader is gone or the
+// pooled connection went stale, so one retry after re-checking the leader
+// is worth it. The price: if the connection broke after the old leader had
+// received the request, the write can run twice. Revokes and renewals are
+// harmless to repeat; a repeated create leaves one token the client never
+// saw (it expires normally).
+func isConnError(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNREFUSED)
 }

@@ -26,6 +26,10 @@ type nodeMeta struct {
 	// added to a cluster, or restarted on an existing data dir). A fresh node
 	// never bootstraps a cluster next to a bootstrapped one.
 	Bootstrapped bool `json:"bootstrapped,omitempty"`
+	// Leaving is set (and broadcast) just before a graceful leave.
+	// memberlist reports a leave and a failure with the same callback and
+	// does not fill in Node.State, so this flag is how peers tell them apart.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 // decodeMeta parses and validates a member's metadata. name is the gossip
@@ -51,6 +55,9 @@ func decodeMeta(name string, b []byte) (nodeMeta, error) {
 	}
 	return m, nil
 }
+
+// forgetGoneAfter is how long a dead or left member stays in Members().
+const forgetGoneAfter = time.Hour
 
 // memberEvent is one memberlist callback, queued for the event loop.
 type memberEvent struct {
@@ -191,6 +198,17 @@ func (n *Node) localMetaBytes() []byte {
 	return b
 }
 
+// announceLeave publishes Leaving in this node's metadata so peers
+// recognise the following gossip leave as graceful.
+func (n *Node) announceLeave(timeout time.Duration) {
+	n.mu.Lock()
+	n.meta.Leaving = true
+	n.mu.Unlock()
+	if err := n.ml.UpdateNode(timeout); err != nil {
+		n.logger.Warn("gossip metadata update failed", "error", err)
+	}
+}
+
 // markBootstrapped records that this node has raft state and re-advertises
 // its metadata.
 func (n *Node) markBootstrapped() {
@@ -236,17 +254,16 @@ func (n *Node) handleEvent(ev memberEvent) {
 	case "join":
 		st = "alive"
 	case "leave":
-		if ev.node.State == memberlist.StateLeft {
-			st = "left"
-		} else {
-			st = "dead"
-		}
+		st = "dead"
 	}
 	n.mu.Lock()
 	rec := n.members[ev.node.Name]
 	if rec == nil {
 		rec = &memberRecord{name: ev.node.Name}
 		n.members[ev.node.Name] = rec
+	}
+	if ev.kind == "leave" && ((err == nil && meta.Leaving) || (rec.metaOK && rec.meta.Leaving)) {
+		st = "left"
 	}
 	if ev.seq < rec.seq {
 		n.mu.Unlock()
@@ -261,6 +278,13 @@ func (n *Node) handleEvent(ev memberEvent) {
 	if changed {
 		rec.status = st
 		rec.since = ev.stamp
+	}
+	// Forget members that have been gone for long (bounded memory under
+	// churn); by then the leader has long removed them from raft.
+	for name, r := range n.members {
+		if (r.status == "dead" || r.status == "left") && ev.stamp.Sub(r.since) > forgetGoneAfter {
+			delete(n.members, name)
+		}
 	}
 	n.mu.Unlock()
 
@@ -285,7 +309,7 @@ func (n *Node) liveMembers() map[string]memberRecord {
 	defer n.mu.Unlock()
 	out := make(map[string]memberRecord)
 	for name, rec := range n.members {
-		if rec.metaOK && (rec.status == "alive" || rec.status == "suspect") {
+		if rec.metaOK && !rec.meta.Leaving && (rec.status == "alive" || rec.status == "suspect") {
 			out[name] = *rec
 		}
 	}

@@ -58,6 +58,8 @@ type tnode struct {
 	httpAddr   string
 	srv        *http.Server
 	node       atomic.Pointer[Node]
+	// stopped is the node most recently stopped or crashed in this slot.
+	stopped *Node
 }
 
 // tcluster is an in-package cluster of real nodes on 127.0.0.1 port 0.
@@ -185,6 +187,8 @@ func (c *tcluster) stop(tn *tnode) {
 	if n == nil {
 		return
 	}
+	tn.stopped = n
+	tn.stopped = n
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
@@ -200,6 +204,8 @@ func (c *tcluster) crash(tn *tnode) {
 	if n == nil {
 		return
 	}
+	tn.stopped = n
+	tn.stopped = n
 	if err := n.stop(context.Background(), false); err != nil {
 		c.t.Errorf("crash %s: %v", tn.id, err)
 	}

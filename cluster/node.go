@@ -57,9 +57,12 @@ type Node struct {
 
 	shutdownCh   chan struct{}
 	shuttingDown atomic.Bool
-	shutdownOnce sync.Once
-	shutdownErr  error
-	wg           sync.WaitGroup
+	// removedFromRaft records that a graceful shutdown saw this node's
+	// removal reach its own log.
+	removedFromRaft atomic.Bool
+	shutdownOnce    sync.Once
+	shutdownErr     error
+	wg              sync.WaitGroup
 
 	mu      sync.Mutex
 	members map[string]*memberRecord
@@ -102,7 +105,7 @@ func New(cfg Config) (*Node, error) {
 			Transport: &http.Transport{
 				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 				MaxIdleConnsPerHost: 64,
-				IdleConnTimeout:     90 * time.Second,
+				IdleConnTimeout:     30 * time.Second,
 			},
 			// Never follow a redirect on behalf of a client.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -206,13 +209,19 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("inspect raft state: %w", err)
 	}
-	// With advertise nil the transport advertises the bound listener
-	// address, so port 0 yields the real port.
-	trans, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, nil, 3, t.TransportTimeout, logger)
+	// The stream advertises the bound listener address, so port 0 yields
+	// the real port.
+	stream, err := newTrackedStream(n.cfg.RaftAddr, t.TransportTimeout)
 	if err != nil {
 		store.Close()
 		return false, fmt.Errorf("start raft transport on %s: %w", n.cfg.RaftAddr, err)
 	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		Timeout: t.TransportTimeout,
+		Logger:  logger,
+	})
 	n.raftAddr = string(trans.LocalAddr())
 
 	rc := raft.DefaultConfig()
@@ -256,8 +265,10 @@ func (n *Node) closeRaft() error {
 	if err := n.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
-	// Shutdown closed the listener; also close pooled outgoing connections
-	// so the peers' connection handlers see EOF and exit.
+	// Shutdown closed the transport, whose stream waited for in-flight
+	// heartbeat handlers (see trackedStream), so closing the store below is
+	// safe. Also close pooled outgoing connections so the peers' handlers
+	// see EOF and exit.
 	n.transport.CloseStreams()
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close raft store: %w", err))
@@ -309,9 +320,11 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 			leaveTimeout = max(time.Until(dl), time.Millisecond)
 		}
 		if graceful {
+			n.announceLeave(leaveTimeout)
 			if err := n.ml.Leave(leaveTimeout); err != nil {
 				n.logger.Warn("gossip leave failed", "error", err)
 			}
+			n.awaitRemoval(ctx)
 		}
 		close(n.shutdownCh)
 		n.wg.Wait()
@@ -328,6 +341,56 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 		n.logger.Info("node stopped", "node_id", n.id)
 	})
 	return n.shutdownErr
+}
+
+// awaitRemoval waits (bounded) until the leader, having seen this node
+// leave gossip, has removed it from the raft configuration and that change
+// has reached this node's log.
+//
+// Why: a node that left without the removal in its own log restarts with
+// the old configuration. Two such nodes form a majority of that stale
+// configuration and can elect a second leader next to the one the rest of
+// the cluster kept (whose configuration no longer contains them), and
+// entries committed by the remaining leader would later be overwritten.
+// With the removal in its log a restarted node is not a voter, never
+// campaigns, and waits until the leader adds it back. Consul servers wait
+// for the same reason.
+func (n *Node) awaitRemoval(ctx context.Context) {
+	if !n.hasPeers() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*n.timing.LeaveTimeout)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n.raft.State() == raft.Leader {
+			// Leadership transfer failed: nobody else will remove us.
+			n.logger.Warn("leaving while still the leader: raft configuration keeps this node")
+			return
+		}
+		f := n.raft.GetConfiguration()
+		if f.Error() == nil && !hasServer(f.Configuration(), n.id) {
+			n.removedFromRaft.Store(true)
+			n.logger.Info("removed from raft configuration", "node_id", n.id)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			n.logger.Warn("leader did not remove this node from raft before shutdown")
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func hasServer(c raft.Configuration, id string) bool {
+	for _, s := range c.Servers {
+		if s.ID == raft.ServerID(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPeers reports whether the raft configuration has another voter.

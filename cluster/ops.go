@@ -25,6 +25,9 @@ func (n *Node) Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, 
 	if n.raft.State() != raft.Leader {
 		return fsm.Result{}, 0, status.ErrNotLeader
 	}
+	if ctx.Err() != nil {
+		return fsm.Result{}, 0, status.ErrTimeout
+	}
 	data, err := fsm.Encode(c)
 	if err != nil {
 		return fsm.Result{}, 0, fmt.Errorf("encode %v: %w", c.CommandType(), err)

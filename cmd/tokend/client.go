@@ -59,7 +59,7 @@ func (cc clientCmd) run(e *env, argv []string) int {
 	}
 	args, err := parseInterspersed(fs, argv)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(e.stdout, "Usage: tokend %s [flags] %s\n\n%s\n\nFlags:\n", cc.name, cc.args, cc.help)
+		fmt.Fprintf(e.stdout, "Usage: %s\n\n%s\n\nFlags:\n", strings.TrimSpace("tokend "+cc.name+" [flags] "+cc.args), cc.help)
 		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
 		return exitOK
