@@ -316,15 +316,15 @@ func (n *Node) liveMembers() map[string]memberRecord {
 	return out
 }
 
-// memberStatus returns the last known status of a member that is not live
-// ("left", "dead" or "" when unknown).
-func (n *Node) memberStatus(id string) string {
+// memberStatus returns the last known status of a member ("alive",
+// "left", "dead" or "" when unknown) and when it took that status.
+func (n *Node) memberStatus(id string) (string, time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if rec := n.members[id]; rec != nil {
-		return rec.status
+		return rec.status, rec.since
 	}
-	return ""
+	return "", time.Time{}
 }
 
 // Members implements httpapi.Node: the gossip view, sorted by name.

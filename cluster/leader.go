@@ -150,13 +150,15 @@ func (n *Node) nudgeReconcile() {
 func (n *Node) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(n.timing.ReconcileInterval)
 	defer tick.Stop()
-	// missingSince records when a raft server was first seen absent from
-	// gossip without having left gracefully. Owned by this goroutine.
-	missingSince := make(map[raft.ServerID]time.Time)
+	// Owned by this goroutine.
+	rs := &reconcileState{
+		missingSince: make(map[raft.ServerID]time.Time),
+		quorumWarned: make(map[raft.ServerID]bool),
+	}
 	for {
 		// One membership change per pass; repeat while passes change
 		// something so a burst of joins converges without waiting a tick.
-		for i := 0; i < 16 && ctx.Err() == nil && n.reconcile(ctx, missingSince); i++ {
+		for i := 0; i < 16 && ctx.Err() == nil && n.reconcile(ctx, rs); i++ {
 		}
 		select {
 		case <-ctx.Done():
@@ -167,12 +169,22 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 	}
 }
 
+// reconcileState is what the reconcile loop remembers between passes.
+type reconcileState struct {
+	// missingSince records when a raft server was first known absent from
+	// gossip without having left gracefully.
+	missingSince map[raft.ServerID]time.Time
+	// quorumWarned limits the "would lose quorum" warning to once per
+	// server and absence.
+	quorumWarned map[raft.ServerID]bool
+}
+
 // reconcile makes one pass: alive members that are not voters are added,
 // members that left gracefully are removed, and failed members are removed
 // once FailedGrace has passed and only if the remaining voters keep quorum.
 // The leader never removes itself.
 // It reports whether it changed the configuration.
-func (n *Node) reconcile(ctx context.Context, missingSince map[raft.ServerID]time.Time) bool {
+func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return false
@@ -223,23 +235,33 @@ func (n *Node) reconcile(ctx context.Context, missingSince map[raft.ServerID]tim
 			continue
 		}
 		if _, ok := live[id]; ok {
-			delete(missingSince, s.ID)
+			delete(rs.missingSince, s.ID)
+			delete(rs.quorumWarned, s.ID)
 			continue
 		}
-		left := n.memberStatus(id) == "left"
+		st, since := n.memberStatus(id)
+		left := st == "left"
 		if !left {
-			first, ok := missingSince[s.ID]
+			first, ok := rs.missingSince[s.ID]
 			if !ok {
-				missingSince[s.ID] = now
+				// Count the grace from the failure gossip reported, when
+				// known, so a leader change does not restart it.
+				first = now
+				if st == "dead" && !since.IsZero() {
+					first = since
+				}
+				rs.missingSince[s.ID] = first
 				n.logger.Warn("raft server missing from gossip", "peer", id)
-				continue
 			}
 			if now.Sub(first) < n.timing.FailedGrace {
 				continue
 			}
 			if !keepsQuorum(voters, aliveVoters, s.Suffrage == raft.Voter) {
-				n.logger.Warn("not removing failed server: quorum would be lost",
-					"peer", id, "voters", voters, "alive", aliveVoters)
+				if !rs.quorumWarned[s.ID] {
+					rs.quorumWarned[s.ID] = true
+					n.logger.Warn("not removing failed server: quorum would be lost",
+						"peer", id, "voters", voters, "alive", aliveVoters)
+				}
 				continue
 			}
 		}
@@ -248,12 +270,14 @@ func (n *Node) reconcile(ctx context.Context, missingSince map[raft.ServerID]tim
 			n.logger.Warn("remove raft server failed", "peer", id, "error", err)
 			return false
 		}
-		delete(missingSince, s.ID)
+		delete(rs.missingSince, s.ID)
+		delete(rs.quorumWarned, s.ID)
 		return true
 	}
-	for id := range missingSince {
+	for id := range rs.missingSince {
 		if _, ok := inRaft[id]; !ok {
-			delete(missingSince, id)
+			delete(rs.missingSince, id)
+			delete(rs.quorumWarned, id)
 		}
 	}
 	return false
