@@ -11,6 +11,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/tokend/tokend/cluster"
 	"github.com/tokend/tokend/test/inproc"
 )
 
@@ -53,10 +54,10 @@ func runGets(b *testing.B, url, token string) {
 				b.Error(err)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
+				b.Errorf("status %d: %s", resp.StatusCode, body)
 				return
 			}
 		}
@@ -64,7 +65,7 @@ func runGets(b *testing.B, url, token string) {
 }
 
 func BenchmarkFollowerLookupSelf(b *testing.B) {
-	c := inproc.New(b, 3)
+	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming()})
 	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +93,7 @@ func BenchmarkBareHandler(b *testing.B) {
 
 // lookupSelfBodySize measures a real lookup-self body on a one-node cluster.
 func lookupSelfBodySize(b *testing.B) int {
-	c := inproc.New(b, 1)
+	c := inproc.NewWith(b, 1, inproc.Options{Timing: cluster.DefaultTiming()})
 	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
 	if err != nil {
 		b.Fatal(err)
@@ -110,7 +111,7 @@ func lookupSelfBodySize(b *testing.B) int {
 }
 
 func BenchmarkClusterCreate(b *testing.B) {
-	c := inproc.New(b, 3)
+	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming()})
 	client := benchHTTPClient()
 	b.SetParallelism(parallelism())
 	next := make(chan int, 1)
@@ -129,10 +130,10 @@ func BenchmarkClusterCreate(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
+				b.Errorf("status %d: %s", resp.StatusCode, body)
 				return
 			}
 		}

@@ -45,7 +45,18 @@ type Cluster struct {
 	// MaxStale is passed to every node.
 	MaxStale time.Duration
 
-	logs *logSink
+	logs   *logSink
+	timing cluster.Timing
+}
+
+// Options tune an in-process cluster; zero fields take the defaults.
+type Options struct {
+	// Timing of raft and gossip (default cluster.FastTiming()). Benchmarks
+	// use cluster.DefaultTiming(): millisecond timers cause elections when
+	// the load saturates both cores.
+	Timing cluster.Timing
+	// MaxStale of every node (default 2s).
+	MaxStale time.Duration
 }
 
 // New starts n nodes with -bootstrap-expect n, waits for a leader, and
@@ -53,9 +64,22 @@ type Cluster struct {
 // stopped by t.Cleanup.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NewWith(t, n, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.Timing == (cluster.Timing{}) {
+		opts.Timing = cluster.FastTiming()
+	}
+	if opts.MaxStale == 0 {
+		opts.MaxStale = 2 * time.Second
+	}
 	c := &Cluster{
 		t:        t,
-		MaxStale: 2 * time.Second,
+		MaxStale: opts.MaxStale,
+		timing:   opts.Timing,
 		logs:     &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
 	}
 	// Trace level so the secret-grep tests see every log line there is.
@@ -117,7 +141,7 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		MaxStale:        c.MaxStale,
 		Logger:          logger,
 		Version:         "test",
-		Timing:          cluster.FastTiming(),
+		Timing:          c.timing,
 	})
 	if err != nil {
 		ln.Close()
