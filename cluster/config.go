@@ -36,8 +36,10 @@ type Config struct {
 	BootstrapExpect int
 	// ClusterKey encrypts gossip (16, 24 or 32 bytes); nil disables encryption.
 	ClusterKey []byte
-	// MaxStale is how long a follower may go without contact from the leader
-	// before Health reports it stale (default 1s).
+	// MaxStale (D) is the length of a follower's read lease: a follower cut
+	// off from the leader stops serving local reads within D, and a
+	// revocation waits at most D for a follower it cannot reach (doc.go,
+	// "Read leases"). Default 1s; must exceed Timing.LeaderLeaseTimeout.
 	MaxStale time.Duration
 	// Logger is the root logger; raft and memberlist log through it.
 	Logger hclog.Logger

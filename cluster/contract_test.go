@@ -21,6 +21,7 @@ type nodeContract interface {
 	Health() status.Health
 	Members() []status.Member
 	RaftServers() ([]status.RaftServer, error)
+	ServeInternal(w http.ResponseWriter, r *http.Request)
 }
 
 var _ nodeContract = (*Node)(nil)

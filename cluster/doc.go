@@ -51,6 +51,72 @@
 //   - A request is forwarded at most once, and only to the HTTP address
 //     gossip published for the raft leader's id.
 //
+// # Read leases and the revocation fence
+//
+// Followers answer reads from their own state, so a follower that has not
+// yet applied a revocation could still validate the token after the leader
+// acknowledged the revoke. Read leases close that window. D is -max-stale.
+//
+// Grants. A leader-only loop sends every other server in the raft
+// configuration a grant every D/4, and at once (coalesced: at most one more
+// per follower while one is in flight) when a fence is waiting. It is a
+// POST to LeasePath on the follower's HTTP address from gossip, carrying
+// {leader id, term, index = the leader's applied index when sent, D, seq,
+// echo}, HMAC-SHA256'd with the cluster index key (no key yet: no grants,
+// no leases). The follower checks the MAC (403 otherwise; 400 if
+// malformed), that the sender is the leader it follows in its current term
+// (409 otherwise), waits at most D/2 until it has applied index, and only
+// then extends its lease. It answers 200 with its applied index and a
+// reading of its own monotonic clock (ns since the process started, plus a
+// random incarnation id), also MAC'd.
+//
+// Echo. The lease does not run from when the follower received the grant
+// (that instant has no upper bound on the leader's clock: a grant whose
+// answer is lost could be handled arbitrarily late) but from the follower's
+// own clock reading that the grant echoes: the reading the follower put in
+// an earlier answer. That reading precedes the leader's receipt of that
+// answer, which precedes the grant. So a grant carrying the echo of an
+// answer the leader received at r can give a lease until at most r + D,
+// whether or not the leader ever hears back — the bound is known when the
+// grant is sent. The first grant to a (re)started follower has no valid
+// echo; the leader sends another at once. Monotonic clocks only ever
+// measure durations on one machine; their rate difference is assumed
+// negligible (ppm).
+//
+// Follower gate. Health().Stale is true on a follower unless it holds a
+// lease whose expiry is in the future, granted by the raft leader it
+// currently follows in its current raft term: a new leader or term voids
+// the lease at once. The HTTP layer forwards reads of a stale follower to
+// the leader (one hop) and answers 503 when no leader is known. The leader
+// itself serves reads while raft says it leads; raft steps a leader down
+// within LeaderLeaseTimeout of losing its quorum, which is why New requires
+// MaxStale > LeaderLeaseTimeout.
+//
+// Fence. Propose of a revocation (RevokeTree, RevokeOrphan, RevokeAccessor,
+// whatever they found, since a concurrent revoke of the same token may still
+// be fencing; and the UseToken that consumes the last use) returns only
+// when, for every other node (raft configuration, gossip members and every
+// follower granted to in this term):
+//
+//   - it answered a grant reporting an applied index >= the entry's index, or
+//   - now >= since + D (since: this node took leadership; covers leases of
+//     earlier leaders) and every grant sent to it with an index below the
+//     entry's has passed its bound (echo receipt + D).
+//
+// Grants read the applied index and record their bound in one critical
+// section, so a fence started after the entry applied sees every grant
+// that could lease the node without the entry. In steady state the fence
+// costs one grant round trip; an unreachable follower delays fences only
+// until its last bound passes (at most D, once). The fence is bounded by the
+// caller's ctx (and by ApplyTimeout + 2D); when it ends first, or leadership
+// is lost, Propose returns the result with an error wrapping
+// status.ErrTimeout saying that the revocation is committed but not yet
+// confirmed everywhere (HTTP 503; retrying the revoke confirms it).
+//
+// Guarantee: once a revoke returned 2xx, every node either has applied it
+// or has stopped serving reads from its local state; a node cut off from
+// the leader stops within D.
+//
 // # Raft timing
 //
 // The library defaults (heartbeat 1 s, election 1 s, leader lease 500 ms)

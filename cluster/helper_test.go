@@ -60,6 +60,9 @@ type tnode struct {
 	node       atomic.Pointer[Node]
 	// stopped is the node most recently stopped or crashed in this slot.
 	stopped *Node
+	// blockLeases makes the slot's HTTP server refuse lease grants, as if
+	// the leader could not reach this node's HTTP API.
+	blockLeases atomic.Bool
 }
 
 // tcluster is an in-package cluster of real nodes on 127.0.0.1 port 0.
@@ -125,6 +128,14 @@ func testHandler(tn *tnode) http.Handler {
 		n := tn.node.Load()
 		if n == nil {
 			http.Error(w, "stopped", http.StatusServiceUnavailable)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, InternalPathPrefix) {
+			if tn.blockLeases.Load() {
+				http.Error(w, "blocked by the test", http.StatusServiceUnavailable)
+				return
+			}
+			n.ServeInternal(w, r)
 			return
 		}
 		forwarded, err := n.ForwardToLeader(w, r)

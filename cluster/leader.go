@@ -24,6 +24,7 @@ func (n *Node) leaderMonitor() {
 	defer n.wg.Done()
 	var sess *leaderSession
 	stop := func() {
+		n.grantor.Store(nil)
 		if sess != nil {
 			sess.cancel()
 			sess.wg.Wait()
@@ -40,6 +41,8 @@ func (n *Node) leaderMonitor() {
 		case <-n.shutdownCh:
 			return
 		case isLeader := <-n.raft.LeaderCh():
+			// Leases granted by earlier leaders are bounded from here.
+			since := time.Now()
 			// Two trues in a row mean leadership was lost and regained in
 			// between: restart the session either way.
 			stop()
@@ -48,7 +51,7 @@ func (n *Node) leaderMonitor() {
 				continue
 			}
 			n.logger.Info("gained leadership", "node_id", n.id, "term", n.raft.CurrentTerm())
-			sess = n.startLeaderSession()
+			sess = n.startLeaderSession(since)
 		}
 	}
 }
@@ -59,13 +62,19 @@ type leaderSession struct {
 	wg     sync.WaitGroup
 }
 
-func (n *Node) startLeaderSession() *leaderSession {
+func (n *Node) startLeaderSession(since time.Time) *leaderSession {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &leaderSession{cancel: cancel}
-	s.wg.Add(1)
+	g := newGrantor(ctx, n, n.raft.CurrentTerm(), since)
+	n.grantor.Store(g)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		n.leaderLoop(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		g.leaseLoop()
 	}()
 	return s
 }

@@ -64,6 +64,15 @@ type Node struct {
 	shutdownErr     error
 	wg              sync.WaitGroup
 
+	// started and incarnation identify this run of the process and its
+	// monotonic clock for read leases (lease.go); lease is the follower's
+	// read lease (own lock); grantor is the current leader term's lease
+	// state, nil while not leading.
+	started     time.Time
+	incarnation string
+	lease       readLease
+	grantor     atomic.Pointer[grantor]
+
 	mu      sync.Mutex
 	members map[string]*memberRecord
 	meta    nodeMeta
@@ -85,9 +94,19 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MaxStale <= 0 {
 		cfg.MaxStale = time.Second
 	}
+	timing := cfg.Timing.withDefaults()
+	if cfg.MaxStale <= timing.LeaderLeaseTimeout {
+		// A leader serves reads until raft steps it down, which takes up to
+		// LeaderLeaseTimeout after it lost its quorum; read leases of
+		// followers must outlast that (doc.go, "Read leases").
+		return nil, fmt.Errorf("max-stale (%s) must be longer than the raft leader lease timeout (%s)",
+			cfg.MaxStale, timing.LeaderLeaseTimeout)
+	}
 	n := &Node{
 		cfg:         cfg,
-		timing:      cfg.Timing.withDefaults(),
+		timing:      timing,
+		started:     time.Now(),
+		incarnation: newIncarnation(),
 		logger:      cfg.Logger,
 		fsm:         fsm.New(),
 		events:      make(chan memberEvent, 256),

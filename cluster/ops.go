@@ -18,6 +18,14 @@ import (
 // committed: status.ErrNotLeader on a follower or when leadership is lost,
 // status.ErrTimeout when ctx or the apply timeout ends first (the entry may
 // still commit later), status.ErrShuttingDown when the node stops.
+//
+// A revocation (RevokeTree, RevokeOrphan, RevokeAccessor, and the UseToken
+// that consumes a token's last use) returns only after the revocation fence
+// (doc.go, "Read leases"): every other node has either applied the entry or
+// lost every read lease it could have used to serve the token. If ctx ends
+// or leadership is lost first, Propose returns the result with an error
+// wrapping status.ErrTimeout: the entry is committed, its visibility
+// everywhere is not yet confirmed.
 func (n *Node) Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, error) {
 	if n.shuttingDown.Load() {
 		return fsm.Result{}, 0, status.ErrShuttingDown
@@ -51,6 +59,14 @@ func (n *Node) Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, 
 	res, ok := fut.Response().(fsm.Result)
 	if !ok {
 		return fsm.Result{}, 0, fmt.Errorf("unexpected apply response %T", fut.Response())
+	}
+	if needsFence(c, res) {
+		// A revocation is acknowledged only once no follower can still
+		// validate the revoked token from its local state (doc.go, "Read
+		// leases").
+		if err := n.fence(ctx, fut.Index()); err != nil {
+			return res, fut.Index(), err
+		}
 	}
 	return res, fut.Index(), nil
 }
@@ -162,13 +178,13 @@ func (n *Node) Health() status.Health {
 		n.mu.Unlock()
 		return h
 	}
-	last := n.raft.LastContact()
-	if last.IsZero() {
-		h.Stale = true
-	} else {
+	if last := n.raft.LastContact(); !last.IsZero() {
 		h.LastContact = time.Since(last)
-		h.Stale = !h.KnownLeader || h.LastContact > n.cfg.MaxStale
 	}
+	// A follower serves local reads only under a read lease from the leader
+	// it currently follows, in the current term (lease.go).
+	h.LeaseRemaining = n.leaseRemaining(id, n.raft.CurrentTerm())
+	h.Stale = !h.KnownLeader || h.LeaseRemaining <= 0
 	return h
 }
 

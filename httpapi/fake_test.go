@@ -39,6 +39,7 @@ type fakeNode struct {
 	applied    chan struct{}
 	awaitHook  func(index uint64) // called when AwaitIndex starts waiting
 	forwards   int
+	internal   int
 	verifyErr  error
 	httpClient *http.Client
 }
@@ -180,6 +181,14 @@ func (n *fakeNode) Health() status.Health {
 		h.LastContact = 10 * time.Millisecond
 	}
 	return h
+}
+
+// ServeInternal counts the call and answers 404 (the fake has no leases).
+func (n *fakeNode) ServeInternal(w http.ResponseWriter, _ *http.Request) {
+	n.mu.Lock()
+	n.internal++
+	n.mu.Unlock()
+	w.WriteHeader(http.StatusNotFound)
 }
 
 func (n *fakeNode) Members() []status.Member {

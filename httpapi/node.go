@@ -40,4 +40,13 @@ type Node interface {
 	Members() []status.Member
 	// RaftServers is the current raft configuration.
 	RaftServers() ([]status.RaftServer, error)
+	// ServeInternal answers the node-to-node endpoints under
+	// InternalPathPrefix (read-lease grants). They authenticate their
+	// bodies themselves, so the adapter hands them over before any token
+	// check.
+	ServeInternal(w http.ResponseWriter, r *http.Request)
 }
+
+// InternalPathPrefix is where the node-to-node endpoints live; it
+// duplicates cluster.InternalPathPrefix (httpapi must not import cluster).
+const InternalPathPrefix = "/v1/sys/internal/cluster/"

@@ -163,6 +163,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) serve(c *call) {
 	r := c.r
+	if strings.HasPrefix(r.URL.Path, InternalPathPrefix) {
+		// Node-to-node traffic: authenticated by the node with the cluster
+		// key, never forwarded, no read gates.
+		s.node.ServeInternal(c.w, r)
+		return
+	}
 	if !knownMethods[r.Method] {
 		s.writeError(c, &apiError{Status: http.StatusMethodNotAllowed})
 		return
@@ -394,8 +400,17 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 func (s *server) readGate(c *call) bool {
 	h := s.node.Health()
 	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
-		s.writeError(c, unavailable("node is stale: no recent contact with the leader"))
-		return false
+		// No valid read lease: the local state may miss an acknowledged
+		// revocation. Ask the leader instead (one hop, as a write), or
+		// refuse when there is none.
+		if !h.KnownLeader || c.r.Header.Get(HopHeader) != "" {
+			s.writeError(c, unavailable("node is stale: no recent contact with the leader"))
+			return false
+		}
+		if s.maybeForward(c, true) {
+			return false
+		}
+		// This node became the leader meanwhile: serve locally.
 	}
 	values := c.r.Header.Values(headerIndex)
 	if len(values) == 0 {

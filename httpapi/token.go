@@ -561,9 +561,9 @@ func (s *server) revokeSelf(ctx context.Context, r *Request) (*Response, error) 
 func (s *server) revokeAccessor(ctx context.Context, r *Request) (*Response, error) {
 	acc := r.Data.String("accessor")
 	notFound := &Response{Warnings: []string{msgNoAccessorToken}}
-	if _, ok := s.node.State().TokenByAccessor(acc); !ok {
-		return notFound, nil
-	}
+	// Always propose, even for an accessor this node does not know: a revoke
+	// of the same token may still be fencing, and answering from local state
+	// would acknowledge before every node stopped validating it.
 	res, err := s.propose(ctx, r, fsm.RevokeAccessor{Accessor: acc, Now: r.Now.UnixNano()})
 	if err != nil {
 		return nil, err

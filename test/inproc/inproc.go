@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ type Node struct {
 	mu     sync.Mutex
 	node   *cluster.Node
 	server *http.Server
+	// blockLeases makes the node's HTTP server refuse the leader's read
+	// lease grants (BlockLeases).
+	blockLeases atomic.Bool
 }
 
 // Cluster is a set of in-process nodes that found each other by gossip.
@@ -148,12 +152,30 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		c.t.Fatalf("start %s: %v", n.ID, err)
 	}
 	handler := httpapi.New(node, httpapi.Options{Logger: logger.Named("http"), MaxStale: c.MaxStale, Version: "test"})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: n.leaseFilter(handler), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Stop
 	n.mu.Lock()
 	n.node, n.server = node, srv
 	n.raftAddr, n.gossip = node.RaftAddr(), node.GossipAddr()
 	n.mu.Unlock()
+}
+
+// leaseFilter answers 503 to node-to-node requests while BlockLeases is on.
+func (n *Node) leaseFilter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.blockLeases.Load() && strings.HasPrefix(r.URL.Path, cluster.InternalPathPrefix) {
+			http.Error(w, "blocked by the test", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// BlockLeases makes node i refuse (block=true) or accept again the leader's
+// read-lease grants, as if the leader could not reach its HTTP API while
+// raft still replicates to it. The setting survives Restart.
+func (c *Cluster) BlockLeases(i int, block bool) {
+	c.Nodes[i].blockLeases.Store(block)
 }
 
 // listenRetry binds addr, retrying briefly: a restarted node reuses its old
