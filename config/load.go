@@ -105,7 +105,7 @@ var options = []option{
 			return nil
 		}},
 	{name: "max-stale", arg: "DURATION", def: DefaultMaxStale.String(),
-		usage: "a follower that has not heard from the leader for this long stops answering reads",
+		usage: "read-lease length: a follower cut off from the leader this long stops answering reads from its own state",
 		set: func(c *Config, v string) error {
 			d, err := parseDuration(v)
 			if err != nil {
