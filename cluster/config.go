@@ -133,33 +133,34 @@ func DefaultTiming() Timing {
 	}
 }
 
-// FastTiming returns millisecond timers for in-process tests on loopback:
-// raft heartbeat/election/lease 100 ms, gossip probes every 100 ms.
+// FastTiming returns sub-second timers for in-process tests on loopback:
+// raft heartbeat/election 200 ms, gossip probes every 200 ms.
 func FastTiming() Timing {
 	return Timing{
-		// 50 ms leases are too tight under -race on a loaded 2-core box: a
-		// leader that misses one heartbeat round steps down.
-		HeartbeatTimeout:   100 * time.Millisecond,
-		ElectionTimeout:    100 * time.Millisecond,
-		LeaderLeaseTimeout: 100 * time.Millisecond,
+		// Shorter leases (50-100 ms) make leaders step down when -race tests
+		// of several packages share a loaded 2-core machine: a goroutine
+		// that is not scheduled for one lease misses a heartbeat round.
+		HeartbeatTimeout:   200 * time.Millisecond,
+		ElectionTimeout:    200 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		SnapshotInterval:   time.Second,
 		SnapshotThreshold:  8192,
 		TrailingLogs:       10240,
 		TransportTimeout:   2 * time.Second,
 
-		GossipProbeInterval:    100 * time.Millisecond,
-		GossipProbeTimeout:     100 * time.Millisecond,
+		GossipProbeInterval:    200 * time.Millisecond,
+		GossipProbeTimeout:     150 * time.Millisecond,
 		GossipInterval:         20 * time.Millisecond,
 		GossipPushPullInterval: time.Second,
 		GossipSuspicionMult:    4,
 
 		ReconcileInterval: 100 * time.Millisecond,
-		FailedGrace:       time.Second,
+		FailedGrace:       3 * time.Second,
 		ReapInterval:      50 * time.Millisecond,
-		LeaderWait:        3 * time.Second,
-		ApplyTimeout:      3 * time.Second,
-		ForwardTimeout:    3 * time.Second,
+		LeaderWait:        5 * time.Second,
+		ApplyTimeout:      5 * time.Second,
+		ForwardTimeout:    5 * time.Second,
 		JoinRetryMin:      20 * time.Millisecond,
 		JoinRetryMax:      200 * time.Millisecond,
 		LeaveTimeout:      500 * time.Millisecond,

@@ -147,5 +147,5 @@
 // member is removed from raft after FailedGrace (10 s), long enough to ride
 // out a process restart without churning the raft configuration.
 //
-// Tests use FastTiming: 100 ms raft timers and 100 ms gossip probes.
+// Tests use FastTiming: 200 ms raft timers and 200 ms gossip probes.
 package cluster

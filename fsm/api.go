@@ -20,6 +20,14 @@ const (
 	TypeReapExpired     Type = 7
 	TypeInitRoot        Type = 8
 	TypeSetClusterIdent Type = 9
+	TypeSetPolicy       Type = 10
+	TypeDeletePolicy    Type = 11
+	TypeSetRole         Type = 12
+	TypeDeleteRole      Type = 13
+	TypeRevokePrefix    Type = 14
+	TypeRotateBatchKey  Type = 15
+	TypePruneBatchKeys  Type = 16
+	TypeTidy            Type = 17
 
 	// Skippable marks a command type an older node may ignore.
 	Skippable Type = 0x80
@@ -98,7 +106,10 @@ type Command interface {
 
 // CreateToken stores a new token. Apply rejects it if the hash or accessor
 // already exists, or if Token.Parent is set and the parent (or any ancestor)
-// is missing or expired at Now.
+// is missing or expired at Now, or if Token.Role is set and no such role is
+// stored (ErrRoleNotFound: a role deleted while the request was in flight
+// issues nothing). The role check was added with roles; no entry written
+// before them carries a Role, so replaying an old log is unaffected.
 type CreateToken struct {
 	Token Token `json:"token"`
 	Now   int64 `json:"now"`
@@ -151,9 +162,15 @@ type ReapExpired struct {
 
 // InitRoot stores the initial root token once; a second InitRoot fails with
 // ErrAlreadyInitialized.
+//
+// DefaultPolicyText, when set, stores the "default" ACL policy with this raw
+// text in the same command (atomically with the root token), unless a
+// "default" policy is already stored; the layer above seeds Vault's stock
+// default policy this way.
 type InitRoot struct {
-	Token Token `json:"token"`
-	Now   int64 `json:"now"`
+	Token             Token  `json:"token"`
+	Now               int64  `json:"now"`
+	DefaultPolicyText string `json:"default_policy_text,omitempty"`
 }
 
 // SetClusterIdent records the cluster's identity once (later ones are
@@ -165,6 +182,30 @@ type SetClusterIdent struct {
 
 // CommandType implements Command.
 func (CreateToken) CommandType() Type { return TypeCreateToken }
+
+// CommandType implements Command.
+func (SetPolicy) CommandType() Type { return TypeSetPolicy }
+
+// CommandType implements Command.
+func (DeletePolicy) CommandType() Type { return TypeDeletePolicy }
+
+// CommandType implements Command.
+func (SetRole) CommandType() Type { return TypeSetRole }
+
+// CommandType implements Command.
+func (DeleteRole) CommandType() Type { return TypeDeleteRole }
+
+// CommandType implements Command.
+func (RevokePrefix) CommandType() Type { return TypeRevokePrefix }
+
+// CommandType implements Command.
+func (RotateBatchKey) CommandType() Type { return TypeRotateBatchKey }
+
+// CommandType implements Command.
+func (PruneBatchKeys) CommandType() Type { return TypePruneBatchKeys }
+
+// CommandType implements Command.
+func (Tidy) CommandType() Type { return TypeTidy }
 
 // CommandType implements Command.
 func (RenewToken) CommandType() Type { return TypeRenewToken }
@@ -201,6 +242,10 @@ type Result struct {
 	Revoked int
 	// Warnings are Vault-style warnings (e.g. TTL capped at the max TTL).
 	Warnings []string
+	// Pruned counts the batch-token keys removed by PruneBatchKeys.
+	Pruned int
+	// Tidy is the report of the repairs a Tidy command performed.
+	Tidy *TidyReport
 }
 
 // Sentinel errors returned (wrapped) in Result.Err.
@@ -215,6 +260,16 @@ var (
 	ErrPastMaxTTL         = errors.New("past the max TTL, cannot renew")
 	ErrInvalidLease       = errors.New("invalid lease ID")
 	ErrInvalidCommand     = errors.New("invalid command")
+
+	// ErrRoleNotFound: CreateToken names a role that is not stored.
+	ErrRoleNotFound = errors.New("role not found")
+	// ErrPolicyReadOnly: the "root" policy cannot be set or deleted.
+	ErrPolicyReadOnly = errors.New("policy is read-only")
+	// ErrCannotDeleteDefault: the "default" policy can be edited, not deleted.
+	ErrCannotDeleteDefault = errors.New("cannot delete default policy")
+	// ErrBatchKeyExists: RotateBatchKey named a key ID that is already in
+	// the keyring with different key material (or no longer primary).
+	ErrBatchKeyExists = errors.New("batch key ID already exists")
 )
 
 // Reader is the read-only view of the state that the HTTP layer uses. Every
@@ -239,4 +294,194 @@ type Reader interface {
 	NextExpiry() int64
 	// Len returns the number of stored tokens.
 	Len() int
+
+	// Policy returns the raw text of a stored ACL policy. The synthetic
+	// "root" policy is never stored (the caller handles it).
+	Policy(name string) (text string, ok bool)
+	// PolicyNames lists the stored ACL policy names, sorted ("root" is not
+	// among them).
+	PolicyNames() []string
+	// PolicyVersion is a cheap counter that changes whenever any stored
+	// policy may have changed (SetPolicy, DeletePolicy, InitRoot with a
+	// default policy, Restore). It is local to this FSM value and never
+	// decreases; it is not comparable between nodes. To cache parsed
+	// policies, read PolicyVersion before reading the texts and key the
+	// cache on it.
+	PolicyVersion() uint64
+	// Role returns a stored token role.
+	Role(name string) (Role, bool)
+	// RoleNames lists the stored role names, sorted.
+	RoleNames() []string
+	// BatchKeys returns the batch-token keyring: the primary key ID (0 when
+	// there is none) and every kept key by ID (copies).
+	BatchKeys() (primary uint32, keys map[uint32][]byte)
+	// BatchKey returns one key of the batch-token keyring (a copy).
+	BatchKey(id uint32) ([]byte, bool)
+	// PrimaryBatchKey returns the key new batch tokens are sealed with.
+	PrimaryBatchKey() (id uint32, key []byte, ok bool)
+	// Check walks every index against the primary token map and reports
+	// what a Tidy command would repair; it changes nothing.
+	Check() TidyReport
+}
+
+// --- Issue 3: policies, roles, prefix revocation, batch keys, tidy. ---
+
+// SetPolicy stores (creates or replaces) an ACL policy's raw text. Name is
+// already normalised (trimmed, lower-cased) by the caller and the text has
+// been parsed and validated above the fsm; "root" is rejected with
+// ErrPolicyReadOnly, an empty name with ErrInvalidCommand.
+type SetPolicy struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
+	Now  int64  `json:"now"`
+}
+
+// DeletePolicy removes an ACL policy. "default" fails with
+// ErrCannotDeleteDefault, "root" with ErrPolicyReadOnly; a missing policy is
+// not an error.
+type DeletePolicy struct {
+	Name string `json:"name"`
+}
+
+// Role is a stored token role (Vault's auth/token/roles/:name). The fsm
+// stores what the HTTP layer validated and resolved; it only rejects an empty
+// Name. Durations are whole seconds. List fields keep the difference between
+// nil (never set; Vault reads it back as null) and empty.
+type Role struct {
+	Name                   string   `json:"name"`
+	AllowedPolicies        []string `json:"allowed_policies"`
+	DisallowedPolicies     []string `json:"disallowed_policies"`
+	AllowedPoliciesGlob    []string `json:"allowed_policies_glob"`
+	DisallowedPoliciesGlob []string `json:"disallowed_policies_glob"`
+	AllowedEntityAliases   []string `json:"allowed_entity_aliases"`
+	Orphan                 bool     `json:"orphan"`
+	Renewable              bool     `json:"renewable"`
+	PathSuffix             string   `json:"path_suffix,omitempty"`
+	TokenPeriod            int64    `json:"token_period,omitempty"`
+	TokenExplicitMaxTTL    int64    `json:"token_explicit_max_ttl,omitempty"`
+	// TokenType is "service", "batch", "default-service" or "default-batch".
+	TokenType            string   `json:"token_type,omitempty"`
+	TokenBoundCIDRs      []string `json:"token_bound_cidrs,omitempty"`
+	TokenNoDefaultPolicy bool     `json:"token_no_default_policy,omitempty"`
+	TokenNumUses         int      `json:"token_num_uses,omitempty"`
+	// Period, ExplicitMaxTTL and BoundCIDRs are the deprecated field values,
+	// kept separately as Vault does (setting the token_* name zeroes them).
+	Period         int64    `json:"period,omitempty"`
+	ExplicitMaxTTL int64    `json:"explicit_max_ttl,omitempty"`
+	BoundCIDRs     []string `json:"bound_cidrs,omitempty"`
+}
+
+// SetRole stores (creates or replaces) a token role. Tokens already issued
+// from the role keep their Role name and are not changed.
+type SetRole struct {
+	Role Role `json:"role"`
+}
+
+// DeleteRole removes a token role; a missing role is not an error. Tokens
+// already issued from it keep their Role name.
+type DeleteRole struct {
+	Name string `json:"name"`
+}
+
+// RevokePrefix revokes, in one command, every token whose creation Path
+// matches Prefix segment-wise, together with their subtrees; Result.Revoked
+// counts every token removed.
+//
+// Matching rule: trailing "/" are trimmed from Prefix; a token matches when
+// its Path equals the trimmed prefix or starts with the trimmed prefix
+// followed by "/". So "auth/token/create/r" matches "auth/token/create/r"
+// and "auth/token/create/r/suffix" but not "auth/token/create/rx". (Vault
+// matches lease IDs by raw string prefix, but token lease IDs end in
+// "/h<hmac>", so a prefix that names a role already matches whole segments;
+// a prefix ending inside a segment, e.g. "auth/token/create-or" for
+// create-orphan tokens, matches nothing here.) An empty prefix is rejected
+// with ErrInvalidCommand. Tokens with an empty Path never match.
+type RevokePrefix struct {
+	Prefix string `json:"prefix"`
+	Now    int64  `json:"now"`
+}
+
+// BatchKeySize is the length of a batch-token key (AES-256 / ChaCha20).
+const BatchKeySize = 32
+
+// BatchKey is one key of the batch-token keyring. The key material is
+// cluster secret state: it is replicated through the log and written in
+// snapshots (as Vault keeps its barrier keyring), never logged.
+type BatchKey struct {
+	ID  uint32 `json:"id"`
+	Key []byte `json:"key"`
+	// CreatedAt is when the key was added (Unix ns, the command's Now).
+	CreatedAt int64 `json:"created_at,omitempty"`
+	// RetiredAt is when it stopped being primary (0 while primary).
+	RetiredAt int64 `json:"retired_at,omitempty"`
+}
+
+// RotateBatchKey adds a key (generated by the proposer) to the batch-token
+// keyring and makes it primary; the previous primary is kept for validation
+// with RetiredAt = Now. KeyID must be non-zero and Key BatchKeySize bytes
+// (else ErrInvalidCommand). Re-applying the command for the key that is
+// already primary with the same material is a no-op (a retried proposal);
+// any other reuse of an ID fails with ErrBatchKeyExists.
+type RotateBatchKey struct {
+	KeyID uint32 `json:"key_id"`
+	Key   []byte `json:"key"`
+	Now   int64  `json:"now"`
+}
+
+// PruneBatchKeys removes every non-primary key whose RetiredAt is before
+// Before. The proposer sets Before = now - (longest batch token TTL), so no
+// unexpired batch token loses its key. The primary is never removed;
+// Result.Pruned counts the keys removed.
+type PruneBatchKeys struct {
+	Before int64 `json:"before"`
+}
+
+// Tidy performs, inside Apply, exactly the repairs Check reports, and
+// returns the report in Result.Tidy. It repairs derived indexes (accessor,
+// parent → children, expiry, path) to agree with the primary token map, and
+// turns tokens whose parent is missing into orphans, as Vault's tidy does.
+type Tidy struct {
+	Now int64 `json:"now"`
+}
+
+// MaxTidyRepairLines caps TidyReport.Repairs; further repairs are counted
+// in RepairsOmitted.
+const MaxTidyRepairLines = 1000
+
+// TidyReport counts what Check found (and Tidy repaired). Descriptions name
+// tokens by accessor or by the first 8 hex digits of their hash.
+type TidyReport struct {
+	// Tokens is the number of stored tokens checked.
+	Tokens int `json:"tokens"`
+	// AccessorsDangling: accessor entries pointing at no stored token (removed).
+	AccessorsDangling int `json:"accessors_dangling"`
+	// AccessorsMismatched: accessor entries pointing at a token with another accessor (removed).
+	AccessorsMismatched int `json:"accessors_mismatched"`
+	// AccessorsMissing: tokens whose accessor was not indexed (added).
+	AccessorsMissing int `json:"accessors_missing"`
+	// ChildrenDangling: parent → child entries whose child is not stored (removed).
+	ChildrenDangling int `json:"children_dangling"`
+	// ChildrenMismatched: parent → child entries whose child names another
+	// parent, or whose parent is missing (removed).
+	ChildrenMismatched int `json:"children_mismatched"`
+	// ChildrenMissing: tokens missing from their parent's children (added).
+	ChildrenMissing int `json:"children_missing"`
+	// Orphaned: tokens whose parent is not stored; they become orphans.
+	Orphaned int `json:"orphaned"`
+	// ExpiryMissing / ExpiryExtra: expiry index entries added / removed.
+	ExpiryMissing int `json:"expiry_missing"`
+	ExpiryExtra   int `json:"expiry_extra"`
+	// PathMissing / PathExtra: path index entries added / removed.
+	PathMissing int `json:"path_missing"`
+	PathExtra   int `json:"path_extra"`
+	// Repairs describes each repair, sorted, at most MaxTidyRepairLines.
+	Repairs        []string `json:"repairs,omitempty"`
+	RepairsOmitted int      `json:"repairs_omitted,omitempty"`
+}
+
+// Total is the number of repairs in the report.
+func (r TidyReport) Total() int {
+	return r.AccessorsDangling + r.AccessorsMismatched + r.AccessorsMissing +
+		r.ChildrenDangling + r.ChildrenMismatched + r.ChildrenMissing + r.Orphaned +
+		r.ExpiryMissing + r.ExpiryExtra + r.PathMissing + r.PathExtra
 }

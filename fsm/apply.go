@@ -31,6 +31,11 @@ func applyCreateToken(s *state, c CreateToken) Result {
 	if err := s.checkNewToken("create token", &t); err != nil {
 		return Result{Err: err}
 	}
+	if t.Role != "" {
+		if _, ok := s.roles[t.Role]; !ok {
+			return Result{Err: fmt.Errorf("create token %s: role %q: %w", t.Accessor, t.Role, ErrRoleNotFound)}
+		}
+	}
 	if t.Parent != "" {
 		p, ok := s.tokens[t.Parent]
 		if !ok {
@@ -59,6 +64,12 @@ func applyInitRoot(s *state, c InitRoot) Result {
 	}
 	s.initialized = true
 	s.insert(&t)
+	if c.DefaultPolicyText != "" {
+		// Seeding never clobbers a default policy that is already stored.
+		if _, ok := s.policies[PolicyDefault]; !ok {
+			s.setPolicy(PolicyDefault, c.DefaultPolicyText, c.Now)
+		}
+	}
 	out := t.clone()
 	return Result{Token: &out}
 }

@@ -156,3 +156,69 @@ func BenchmarkRevokeTree(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRevokePrefix revokes 10,000 tokens created under one role path
+// (plus 5,000 children of theirs), in one command, next to 100,000 tokens
+// under a path sharing the string prefix but not the segment.
+func BenchmarkRevokePrefix(b *testing.B) {
+	entry := mustEncode(b, RevokePrefix{Prefix: "auth/token/create/bulk", Now: t0})
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		f, _ := populatedPaths(10_000, 100_000)
+		b.StartTimer()
+		if r := f.Apply(1, entry); r.Revoked != 15_000 {
+			b.Fatalf("Revoked = %d", r.Revoked)
+		}
+	}
+}
+
+func BenchmarkApplySetPolicy(b *testing.B) {
+	f := New()
+	entry := mustEncode(b, SetPolicy{Name: "dev", Text: `path "secret/*" { capabilities = ["read", "list"] }`, Now: t0})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := f.Apply(uint64(i+1), entry); r.Err != nil {
+			b.Fatal(r.Err)
+		}
+	}
+}
+
+func BenchmarkPolicyRead(b *testing.B) {
+	f := New()
+	mustApply(b, f, SetPolicy{Name: "dev", Text: "x"})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = f.PolicyVersion()
+		if _, ok := f.Policy("dev"); !ok {
+			b.Fatal("missing")
+		}
+	}
+}
+
+func BenchmarkBatchKeyRead(b *testing.B) {
+	f := New()
+	mustApply(b, f, rotate(1, 'a', t0), rotate(2, 'b', t0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, ok := f.BatchKey(1); !ok {
+			b.Fatal("missing")
+		}
+	}
+}
+
+// BenchmarkCheck walks every index of 100,000 tokens (what Tidy does under
+// the write lock).
+func BenchmarkCheck(b *testing.B) {
+	f, _ := populatedPaths(50_000, 25_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := f.Check(); r.Total() != 0 {
+			b.Fatalf("repairs on a consistent state: %d", r.Total())
+		}
+	}
+}

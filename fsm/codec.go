@@ -51,6 +51,14 @@ func init() {
 	register(TypeReapExpired, "reap_expired", applyReapExpired)
 	register(TypeInitRoot, "init_root", applyInitRoot)
 	register(TypeSetClusterIdent, "set_cluster_ident", applySetClusterIdent)
+	register(TypeSetPolicy, "set_policy", applySetPolicy)
+	register(TypeDeletePolicy, "delete_policy", applyDeletePolicy)
+	register(TypeSetRole, "set_role", applySetRole)
+	register(TypeDeleteRole, "delete_role", applyDeleteRole)
+	register(TypeRevokePrefix, "revoke_prefix", applyRevokePrefix)
+	register(TypeRotateBatchKey, "rotate_batch_key", applyRotateBatchKey)
+	register(TypePruneBatchKeys, "prune_batch_keys", applyPruneBatchKeys)
+	register(TypeTidy, "tidy", applyTidy)
 }
 
 // decodeJSON decodes a JSON body into a fresh C. Unknown fields are ignored:

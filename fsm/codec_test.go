@@ -44,6 +44,38 @@ func goldenSamples() map[Type]Command {
 		TypeReapExpired:     ReapExpired{Now: t0 + 6*sec, Limit: 256},
 		TypeInitRoot:        InitRoot{Token: root, Now: t0},
 		TypeSetClusterIdent: SetClusterIdent{ClusterID: "cluster-golden", IndexKey: []byte("0123456789abcdef0123456789abcdef")},
+		TypeSetPolicy:       SetPolicy{Name: "golden", Text: `path "secret/*" { capabilities = ["read", "list"] }`, Now: t0 + 7*sec},
+		TypeDeletePolicy:    DeletePolicy{Name: "golden"},
+		TypeSetRole:         SetRole{Role: goldenRole()},
+		TypeDeleteRole:      DeleteRole{Name: "golden-role"},
+		TypeRevokePrefix:    RevokePrefix{Prefix: "auth/token/create/golden-role", Now: t0 + 8*sec},
+		TypeRotateBatchKey:  RotateBatchKey{KeyID: 7, Key: []byte("0123456789abcdef0123456789abcdef"), Now: t0 + 9*sec},
+		TypePruneBatchKeys:  PruneBatchKeys{Before: t0 + 10*sec},
+		TypeTidy:            Tidy{Now: t0 + 11*sec},
+	}
+}
+
+// goldenRole sets every role field, so the golden file pins their names.
+func goldenRole() Role {
+	return Role{
+		Name:                   "golden-role",
+		AllowedPolicies:        []string{"dev", "ops"},
+		DisallowedPolicies:     []string{"admin"},
+		AllowedPoliciesGlob:    []string{"team-*"},
+		DisallowedPoliciesGlob: []string{"*-root"},
+		AllowedEntityAliases:   []string{"alias-*"},
+		Orphan:                 true,
+		Renewable:              true,
+		PathSuffix:             "v1",
+		TokenPeriod:            3600,
+		TokenExplicitMaxTTL:    7200,
+		TokenType:              "default-service",
+		TokenBoundCIDRs:        []string{"10.0.0.0/8"},
+		TokenNoDefaultPolicy:   true,
+		TokenNumUses:           3,
+		Period:                 60,
+		ExplicitMaxTTL:         120,
+		BoundCIDRs:             []string{"192.168.0.0/16"},
 	}
 }
 

@@ -7,15 +7,35 @@
 // What it owns:
 //   - the state: tokens keyed by HashToken(id) (the plaintext ID never enters
 //     the package), and the derived indexes accessor → hash, parent →
-//     children, and expiry order (a btree, so the reaper and NextExpiry find
-//     expired tokens without a scan);
+//     children, expiry order (a btree, so the reaper and NextExpiry find
+//     expired tokens without a scan) and creation path (a btree of
+//     (Token.Path, hash), so RevokePrefix is two range scans, never a full
+//     scan);
+//   - the rest of the replicated state (policy.go, role.go, batchkey.go):
+//     ACL policies as raw text by name (parsed above the fsm; "root" is
+//     synthetic and never stored, "default" is seeded by InitRoot and can be
+//     edited but not deleted), token roles by name (validated above the
+//     fsm), and the batch-token keyring (key ID → 32-byte key, one primary;
+//     rotated keys are kept, with RetiredAt, until PruneBatchKeys drops
+//     them; the primary is never dropped);
+//   - prefix revocation (prefix.go): segment-wise matching of Token.Path,
+//     see RevokePrefix;
+//   - tidy (tidy.go): Check walks every index against the primary token map
+//     and reports the repairs; the Tidy command performs exactly those
+//     repairs inside Apply. CorruptIndexForTest (testing.go) damages an
+//     index for tests in this and other packages — never call it elsewhere;
 //   - the command table (codec.go): type → per-version decoders + apply
 //     function, registered once at init; log entries are
 //     [type byte][version byte][JSON body]; golden entries for every type and
 //     version live in testdata/commands and must never be regenerated;
 //   - CalculateTTL, Vault's TTL formula, shared with the HTTP layer;
 //   - the snapshot stream (snapshot.go) and the state Hash used to compare
-//     nodes.
+//     nodes. Record kinds are added within format version 1 without
+//     changing old ones: a snapshot written before policies, roles and
+//     batch keys existed (testdata/snapshots/core_v1.snap) still restores,
+//     and a state without them snapshots byte-identically to it. Snapshots
+//     contain the batch-token keyring and the index key: cluster secret
+//     state, like Vault's barrier keyring; they never contain a token ID.
 //
 // What it must not import: anything of tokend's, raft, memberlist, net,
 // math/rand or crypto/rand; it never calls time.Now. Its only non-standard
@@ -34,9 +54,16 @@
 //     revoked parent.
 //   - Indexes agree with the primary map: each accessor maps to the token
 //     that has it, children sets hold exactly the tokens naming that parent,
-//     the expiry tree holds exactly the tokens with ExpireTime != 0.
-//   - Stored *Token records are immutable; every change stores a new record.
-//     Readers always receive deep copies.
+//     the expiry tree holds exactly the tokens with ExpireTime != 0, the
+//     path tree exactly the tokens with Path != "". Check finds nothing to
+//     repair on any state Apply or Restore produced.
+//   - No stored policy is named "root" or ""; the batch keyring is empty
+//     with primary 0, or holds its primary (RetiredAt 0) and only
+//     32-byte keys with non-zero IDs.
+//   - PolicyVersion is local, not replicated: it changes on every policy
+//     change and every Restore, never decreases, and is not part of Hash.
+//   - Stored *Token, policy, *Role and *BatchKey records are immutable;
+//     every change stores a new record. Readers always receive deep copies.
 //   - Cascading revocation is iterative (no recursion depth limit), cycle
 //     safe and done inside one command, so it is atomic on every node.
 //   - A committed entry that does not decode, or has an unknown type without

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // FSM is the replicated token state machine. Apply is called by one
@@ -17,6 +18,10 @@ type FSM struct {
 	mu      sync.RWMutex
 	st      *state
 	applied uint64
+
+	// policyVersion mirrors st.policyGen for lock-free reads; it is stored
+	// under mu after every Apply and Restore.
+	policyVersion atomic.Uint64
 }
 
 var _ Reader = (*FSM)(nil)
@@ -55,6 +60,7 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 	defer f.mu.Unlock()
 	res := r.apply(f.st, c)
 	f.applied = index
+	f.policyVersion.Store(f.st.policyGen)
 	return res
 }
 

@@ -32,6 +32,9 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{byte(Skippable | 1), 1})
 	f.Add([]byte{byte(TypeRevokeTree), 1, '{', '}'})
+	f.Add(append([]byte{byte(TypeRevokePrefix), 1}, `{"prefix":"auth/token/create/golden-role/","now":1}`...))
+	f.Add(append([]byte{byte(TypeRotateBatchKey), 1}, `{"key_id":1,"key":"AAAA"}`...))
+	f.Add(append([]byte{byte(TypeSetPolicy), 1}, `{"name":"root","text":"x"}`...))
 	f.Fuzz(func(t *testing.T, entry []byte) {
 		c, err := Decode(entry)
 		if err != nil {
@@ -51,7 +54,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		// Whatever decodes applies without panicking and keeps invariants,
 		// on an empty state and on a populated one.
-		for _, fsm := range []*FSM{New(), sampleFSM(t)} {
+		for _, fsm := range []*FSM{New(), sampleFSM(t), sampleFSMFull(t)} {
 			fsm.Apply(fsm.LastApplied()+1, entry)
 			if err := checkInvariants(fsm); err != nil {
 				t.Fatalf("invariants after %s: %v", c.CommandType(), err)
@@ -65,8 +68,11 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	for i, e := range goldenEntries(f) {
 		fromGolden.Apply(uint64(i+1), e)
 	}
-	for _, fsm := range []*FSM{New(), sampleFSM(f), fromGolden} {
+	for _, fsm := range []*FSM{New(), sampleFSM(f), sampleFSMFull(f), fromGolden} {
 		f.Add(snapshotBytes(f, fsm))
+	}
+	if old, err := os.ReadFile(filepath.Join("testdata", "snapshots", "core_v1.snap")); err == nil {
+		f.Add(old)
 	}
 	f.Add([]byte(`{"format":"tokend-fsm","version":1,"applied_index":3}` + "\n" + `{"kind":"meta"}` + "\n" + `{"kind":"end","count":0}` + "\n"))
 	f.Add([]byte("{}"))

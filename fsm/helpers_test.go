@@ -161,5 +161,75 @@ func checkInvariants(f *FSM) error {
 	if bad != nil {
 		return bad
 	}
-	return s.checkTree()
+	if err := checkPathIndex(s); err != nil {
+		return err
+	}
+	if err := checkReplicatedRecords(s); err != nil {
+		return err
+	}
+	if err := s.checkTree(); err != nil {
+		return err
+	}
+	// Cross-check: on a state that passes every check above, Check (the
+	// tidy walk) must find nothing to repair.
+	if r := s.check().report; r.Total() != 0 || len(r.Repairs) != 0 {
+		return fmt.Errorf("Check reports repairs on a consistent state: %+v", r)
+	}
+	return nil
+}
+
+// checkPathIndex verifies that the path index holds exactly the tokens with
+// a creation path.
+func checkPathIndex(s *state) error {
+	withPath := 0
+	for hash, t := range s.tokens {
+		if t.Path == "" {
+			continue
+		}
+		withPath++
+		if !s.paths.Has(pathItem{t.Path, hash}) {
+			return fmt.Errorf("token %s missing from path index", t.Accessor)
+		}
+	}
+	if s.paths.Len() != withPath {
+		return fmt.Errorf("path index has %d entries for %d tokens with a path", s.paths.Len(), withPath)
+	}
+	var bad error
+	s.paths.Ascend(func(it pathItem) bool {
+		if t, ok := s.tokens[it.hash]; !ok || t.Path != it.path {
+			bad = fmt.Errorf("stale path entry for %s", shortHash(it.hash))
+			return false
+		}
+		return true
+	})
+	return bad
+}
+
+// checkReplicatedRecords verifies policies, roles and the batch keyring.
+func checkReplicatedRecords(s *state) error {
+	for name, p := range s.policies {
+		if name == "" || name == PolicyRoot || p.Name != name {
+			return fmt.Errorf("bad policy record %q", name)
+		}
+	}
+	for name, r := range s.roles {
+		if name == "" || r.Name != name {
+			return fmt.Errorf("bad role record %q", name)
+		}
+	}
+	if (s.batchPrimary == 0) != (len(s.batchKeys) == 0) {
+		return fmt.Errorf("batch primary %d with %d keys", s.batchPrimary, len(s.batchKeys))
+	}
+	if s.batchPrimary != 0 {
+		p, ok := s.batchKeys[s.batchPrimary]
+		if !ok || p.RetiredAt != 0 {
+			return fmt.Errorf("batch primary %d missing or retired", s.batchPrimary)
+		}
+	}
+	for id, k := range s.batchKeys {
+		if id == 0 || k.ID != id || len(k.Key) != BatchKeySize {
+			return fmt.Errorf("bad batch key record %d", id)
+		}
+	}
+	return nil
 }

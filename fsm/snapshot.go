@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -24,14 +25,34 @@ const (
 // written later, outside any lock, by WriteTo.
 //
 // The stream is JSON lines: a header {"format","version","applied_index"},
-// one "meta" record, one "token" record per token in hash order, and an
-// "end" record with the token count (so a truncated stream is detected).
+// one "meta" record, then one "policy" record per ACL policy (name order),
+// one "role" record per token role (name order), one "batch_key" record per
+// batch-token key (ID order), one "token" record per token (hash order),
+// and an "end" record with the counts (so a truncated stream is detected).
+//
+// Compatibility: the policy, role and batch_key kinds, the meta field
+// batch_primary and the end fields policies/roles/batch_keys were added
+// within format version 1 without changing anything that was there before.
+// A snapshot written before they existed has none of them and restores as
+// an empty policy set, no roles and an empty keyring; an absent end count
+// means zero, and the writer omits zero counts, so the snapshot of a state
+// without them is byte-identical to the old format. A binary older than
+// these kinds rejects a snapshot that has them ("unknown kind") instead of
+// silently dropping replicated state.
+//
+// Secrecy: batch_key records hold the batch-token keyring (cluster secret
+// state, as Vault keeps its barrier keyring) and meta holds the index key;
+// snapshots must be stored like the raft log. No token ID is ever written.
 type Snapshot struct {
-	applied     uint64
-	initialized bool
-	clusterID   string
-	indexKey    []byte
-	tokens      []*Token
+	applied      uint64
+	initialized  bool
+	clusterID    string
+	indexKey     []byte
+	tokens       []*Token
+	policies     []*policyRecord
+	roles        []*Role
+	batchKeys    []*BatchKey
+	batchPrimary uint32
 
 	sortOnce sync.Once
 }
@@ -43,19 +64,45 @@ type snapHeader struct {
 }
 
 type snapRecord struct {
-	Kind        string `json:"kind"`
-	Initialized bool   `json:"initialized,omitempty"`
-	ClusterID   string `json:"cluster_id,omitempty"`
-	IndexKey    []byte `json:"index_key,omitempty"`
-	Token       *Token `json:"token,omitempty"`
-	Count       *int   `json:"count,omitempty"`
+	Kind         string        `json:"kind"`
+	Initialized  bool          `json:"initialized,omitempty"`
+	ClusterID    string        `json:"cluster_id,omitempty"`
+	IndexKey     []byte        `json:"index_key,omitempty"`
+	BatchPrimary uint32        `json:"batch_primary,omitempty"`
+	Policy       *policyRecord `json:"policy,omitempty"`
+	Role         *Role         `json:"role,omitempty"`
+	BatchKey     *BatchKey     `json:"batch_key,omitempty"`
+	Token        *Token        `json:"token,omitempty"`
+	Count        *int          `json:"count,omitempty"`
+	Policies     *int          `json:"policies,omitempty"`
+	Roles        *int          `json:"roles,omitempty"`
+	BatchKeys    *int          `json:"batch_keys,omitempty"`
 }
 
 const (
-	recordMeta  = "meta"
-	recordToken = "token"
-	recordEnd   = "end"
+	recordMeta     = "meta"
+	recordPolicy   = "policy"
+	recordRole     = "role"
+	recordBatchKey = "batch_key"
+	recordToken    = "token"
+	recordEnd      = "end"
 )
+
+// nonZero returns &n, or nil for 0 (an absent count means zero).
+func nonZero(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+// countIs reports whether an optional end-record count matches n.
+func countIs(c *int, n int) bool {
+	if c == nil {
+		return n == 0
+	}
+	return *c == n
+}
 
 // Snapshot takes a point-in-time copy of the state and its applied index.
 func (f *FSM) Snapshot() (*Snapshot, error) {
@@ -67,9 +114,21 @@ func (f *FSM) Snapshot() (*Snapshot, error) {
 		clusterID:   f.st.clusterID,
 		indexKey:    slices.Clone(f.st.indexKey),
 		tokens:      make([]*Token, 0, len(f.st.tokens)),
+
+		batchPrimary: f.st.batchPrimary,
 	}
 	for _, t := range f.st.tokens {
 		s.tokens = append(s.tokens, t)
+	}
+	// The records are immutable: copying pointers is a point-in-time copy.
+	for _, p := range f.st.policies {
+		s.policies = append(s.policies, p)
+	}
+	for _, r := range f.st.roles {
+		s.roles = append(s.roles, r)
+	}
+	for _, k := range f.st.batchKeys {
+		s.batchKeys = append(s.batchKeys, k)
 	}
 	return s, nil
 }
@@ -98,11 +157,14 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 }
 
 // writeBody writes every record after the header: the canonical form of the
-// state that Hash digests. Determinism: tokens in hash order, maps encoded
-// with sorted keys by encoding/json.
+// state that Hash digests. Determinism: every kind in key order, maps
+// encoded with sorted keys by encoding/json.
 func (s *Snapshot) writeBody(w *bufio.Writer) error {
 	s.sortOnce.Do(func() {
 		slices.SortFunc(s.tokens, func(a, b *Token) int { return strings.Compare(a.Hash, b.Hash) })
+		slices.SortFunc(s.policies, func(a, b *policyRecord) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(s.roles, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
+		slices.SortFunc(s.batchKeys, func(a, b *BatchKey) int { return cmp.Compare(a.ID, b.ID) })
 	})
 	write := func(r snapRecord) error {
 		b, err := json.Marshal(r)
@@ -112,8 +174,24 @@ func (s *Snapshot) writeBody(w *bufio.Writer) error {
 		w.Write(b)
 		return w.WriteByte('\n')
 	}
-	if err := write(snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey}); err != nil {
+	if err := write(snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey, BatchPrimary: s.batchPrimary}); err != nil {
 		return err
+	}
+	for _, p := range s.policies {
+		if err := write(snapRecord{Kind: recordPolicy, Policy: p}); err != nil {
+			return err
+		}
+	}
+	for _, r := range s.roles {
+		if err := write(snapRecord{Kind: recordRole, Role: r}); err != nil {
+			return err
+		}
+	}
+	for _, k := range s.batchKeys {
+		// Secrecy: key material goes into the snapshot (see Snapshot).
+		if err := write(snapRecord{Kind: recordBatchKey, BatchKey: k}); err != nil {
+			return err
+		}
 	}
 	for _, t := range s.tokens {
 		if err := write(snapRecord{Kind: recordToken, Token: t}); err != nil {
@@ -121,7 +199,8 @@ func (s *Snapshot) writeBody(w *bufio.Writer) error {
 		}
 	}
 	n := len(s.tokens)
-	return write(snapRecord{Kind: recordEnd, Count: &n})
+	return write(snapRecord{Kind: recordEnd, Count: &n,
+		Policies: nonZero(len(s.policies)), Roles: nonZero(len(s.roles)), BatchKeys: nonZero(len(s.batchKeys))})
 }
 
 type countWriter struct {
@@ -161,7 +240,11 @@ func (f *FSM) Restore(r io.Reader) error {
 		return err
 	}
 	f.mu.Lock()
+	// The policy set may change arbitrarily: move the local version past
+	// every value readers have seen, so no cache entry survives.
+	st.policyGen = f.st.policyGen + 1
 	f.st, f.applied = st, applied
+	f.policyVersion.Store(st.policyGen)
 	f.mu.Unlock()
 	return nil
 }
@@ -201,6 +284,41 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			}
 			sawMeta = true
 			st.initialized, st.clusterID, st.indexKey = rec.Initialized, rec.ClusterID, rec.IndexKey
+			st.batchPrimary = rec.BatchPrimary
+		case recordPolicy:
+			p := rec.Policy
+			switch {
+			case !sawMeta:
+				return nil, 0, badSnapshot("record %d: policy before meta", n)
+			case p == nil || p.Name == "" || p.Name == PolicyRoot:
+				return nil, 0, badSnapshot("record %d: invalid policy record", n)
+			case st.policies[p.Name] != nil:
+				return nil, 0, badSnapshot("record %d: duplicate policy %q", n, p.Name)
+			}
+			st.policies[p.Name] = p
+		case recordRole:
+			r := rec.Role
+			switch {
+			case !sawMeta:
+				return nil, 0, badSnapshot("record %d: role before meta", n)
+			case r == nil || r.Name == "":
+				return nil, 0, badSnapshot("record %d: invalid role record", n)
+			case st.roles[r.Name] != nil:
+				return nil, 0, badSnapshot("record %d: duplicate role %q", n, r.Name)
+			}
+			st.roles[r.Name] = r
+		case recordBatchKey:
+			k := rec.BatchKey
+			switch {
+			case !sawMeta:
+				return nil, 0, badSnapshot("record %d: batch key before meta", n)
+			case k == nil || k.ID == 0 || len(k.Key) != BatchKeySize:
+				// Secrecy: never quote key material.
+				return nil, 0, badSnapshot("record %d: invalid batch key record", n)
+			case st.batchKeys[k.ID] != nil:
+				return nil, 0, badSnapshot("record %d: duplicate batch key %d", n, k.ID)
+			}
+			st.batchKeys[k.ID] = k
 		case recordToken:
 			if !sawMeta {
 				return nil, 0, badSnapshot("record %d: token before meta", n)
@@ -216,6 +334,13 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		case recordEnd:
 			if !sawMeta || rec.Count == nil || *rec.Count != len(st.tokens) {
 				return nil, 0, badSnapshot("record %d: end record does not match %d tokens", n, len(st.tokens))
+			}
+			if !countIs(rec.Policies, len(st.policies)) || !countIs(rec.Roles, len(st.roles)) || !countIs(rec.BatchKeys, len(st.batchKeys)) {
+				return nil, 0, badSnapshot("record %d: end record does not match %d policies, %d roles, %d batch keys",
+					n, len(st.policies), len(st.roles), len(st.batchKeys))
+			}
+			if _, ok := st.batchKeys[st.batchPrimary]; ok != (st.batchPrimary != 0) || (st.batchPrimary == 0 && len(st.batchKeys) != 0) {
+				return nil, 0, badSnapshot("batch key primary %d does not match the keyring", st.batchPrimary)
 			}
 			var extra json.RawMessage
 			if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

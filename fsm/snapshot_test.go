@@ -3,6 +3,9 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -43,6 +46,139 @@ func sampleFSM(tb testing.TB) *FSM {
 		}), Now: t0},
 	)
 	return f
+}
+
+// sampleFSMFull is sampleFSM plus every kind of state issue 3 added:
+// policies, roles, a rotated batch keyring and tokens with role paths.
+func sampleFSMFull(tb testing.TB) *FSM {
+	f := sampleFSM(tb)
+	mustApply(tb, f,
+		SetPolicy{Name: "default", Text: "stock default", Now: t0},
+		SetPolicy{Name: "dev", Text: `path "secret/*" { capabilities = ["read"] }`, Now: t0},
+		SetRole{Role: goldenRole()},
+		SetRole{Role: Role{Name: "plain", Renewable: true, AllowedPolicies: []string{}}},
+		rotate(1, 'a', t0), rotate(2, 'b', t0+sec),
+		atPath("role-tok", "", "auth/token/create/golden-role/v1"),
+		CreateToken{Token: with(tok("role-child", "role-tok"), func(t *Token) { t.Role = "golden-role" }), Now: t0},
+	)
+	return f
+}
+
+// TestRestoreCoreSnapshot restores a snapshot written before policies,
+// roles and batch keys existed (testdata/snapshots/core_v1.snap, written by
+// the issue-2 code and never regenerated): it loads with empty new state and
+// is written back byte for byte.
+func TestRestoreCoreSnapshot(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "snapshots", "core_v1.snap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New()
+	if err := f.Restore(bytes.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkInvariants(f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 4 || !f.Initialized() || len(f.PolicyNames()) != 0 || len(f.RoleNames()) != 0 {
+		t.Fatalf("restored len %d policies %v roles %v", f.Len(), f.PolicyNames(), f.RoleNames())
+	}
+	if p, keys := f.BatchKeys(); p != 0 || len(keys) != 0 {
+		t.Fatalf("batch keys %d %v", p, keys)
+	}
+	if !bytes.Equal(snapshotBytes(t, f), old) {
+		t.Fatal("a state without issue-3 records no longer snapshots in the old format")
+	}
+	if f.Hash() != sampleFSM(t).Hash() {
+		t.Fatal("restored old snapshot differs from the state that wrote it")
+	}
+}
+
+func TestSnapshotRestoreFullRoundTrip(t *testing.T) {
+	f := sampleFSMFull(t)
+	b := snapshotBytes(t, f)
+	for _, want := range []string{`"kind":"policy"`, `"kind":"role"`, `"kind":"batch_key"`, `"batch_primary":2`, `"policies":2,"roles":2,"batch_keys":2`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("snapshot lacks %s", want)
+		}
+	}
+	g := New()
+	if err := g.Restore(bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if g.Hash() != f.Hash() || !bytes.Equal(snapshotBytes(t, g), b) {
+		t.Fatal("restored state differs")
+	}
+	if err := checkInvariants(g); err != nil {
+		t.Fatal(err)
+	}
+	if text, _ := g.Policy("dev"); text != `path "secret/*" { capabilities = ["read"] }` {
+		t.Fatalf("policy %q", text)
+	}
+	if r, ok := g.Role("golden-role"); !ok || !reflect.DeepEqual(r, goldenRole()) {
+		t.Fatalf("role %+v", r)
+	}
+	if r, _ := g.Role("plain"); r.AllowedPolicies == nil {
+		t.Fatal("empty list restored as nil")
+	}
+	if p, keys := g.BatchKeys(); p != 2 || !bytes.Equal(keys[1], key('a')) || !bytes.Equal(keys[2], key('b')) {
+		t.Fatalf("keyring %d %v", p, keys)
+	}
+	if ring := g.BatchKeyring(); ring[0].RetiredAt != t0+sec {
+		t.Fatalf("keyring metadata %+v", ring)
+	}
+	// The path index is rebuilt: prefix revocation works on the restored node.
+	if r := applyCmd(t, g, RevokePrefix{Prefix: "auth/token/create/golden-role", Now: t0}); r.Revoked != 2 {
+		t.Fatalf("Revoked = %d", r.Revoked)
+	}
+}
+
+func TestRestoreRejectsBadIssue3Records(t *testing.T) {
+	good := string(snapshotBytes(t, sampleFSMFull(t)))
+	lines := strings.SplitAfter(good, "\n")
+	find := func(kind string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, `{"kind":"`+kind+`"`) {
+				return l
+			}
+		}
+		t.Fatalf("no %s record", kind)
+		return ""
+	}
+	insertAfterMeta := func(extra string) string {
+		return lines[0] + lines[1] + extra + strings.Join(lines[2:], "")
+	}
+	for _, tc := range []struct{ name, in string }{
+		{"duplicate_policy", insertAfterMeta(find("policy"))},
+		{"duplicate_role", insertAfterMeta(find("role"))},
+		{"duplicate_batch_key", insertAfterMeta(find("batch_key"))},
+		{"root_policy", insertAfterMeta(`{"kind":"policy","policy":{"name":"root","text":""}}` + "\n")},
+		{"empty_policy", insertAfterMeta(`{"kind":"policy"}` + "\n")},
+		{"empty_role_name", insertAfterMeta(`{"kind":"role","role":{"name":""}}` + "\n")},
+		{"short_batch_key", insertAfterMeta(`{"kind":"batch_key","batch_key":{"id":9,"key":"AAAA"}}` + "\n")},
+		{"policy_before_meta", lines[0] + find("policy") + strings.Join(lines[1:], "")},
+		{"policy_count_mismatch", strings.Replace(good, `"policies":2`, `"policies":3`, 1)},
+		{"role_count_missing", strings.Replace(good, `"roles":2,`, ``, 1)},
+		{"batch_count_mismatch", strings.Replace(good, `"batch_keys":2`, `"batch_keys":1`, 1)},
+		{"primary_not_in_keyring", strings.Replace(good, `"batch_primary":2`, `"batch_primary":5`, 1)},
+		{"keys_without_primary", strings.Replace(good, `,"batch_primary":2`, ``, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.in == good {
+				t.Fatal("test case did not change the snapshot")
+			}
+			f := sampleFSM(t)
+			before := f.Hash()
+			if err := f.Restore(strings.NewReader(tc.in)); !errors.Is(err, ErrBadSnapshot) {
+				t.Fatalf("err = %v", err)
+			} else if strings.Contains(err.Error(), "YWFh") { // base64 of key material
+				t.Fatal("error leaks key material")
+			}
+			if f.Hash() != before {
+				t.Fatal("failed restore changed the state")
+			}
+		})
+	}
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
@@ -103,7 +239,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"duplicate_token", strings.Join(lines[:3], "") + tokenLine + strings.Join(lines[3:], "")},
 		{"count_mismatch", strings.Replace(good, `"count":4`, `"count":5`, 1)},
 		{"trailing_data", good + "{}\n"},
-		{"unknown_kind", strings.Replace(good, `{"kind":"end"`, `{"kind":"role"}`+"\n"+`{"kind":"end"`, 1)},
+		{"unknown_kind", strings.Replace(good, `{"kind":"end"`, `{"kind":"future"}`+"\n"+`{"kind":"end"`, 1)},
 		{"dangling_parent", lines[0] + lines[1] + `{"kind":"token","token":{"hash":"` + h("x") + `","accessor":"x","parent":"` + h("gone") + `"}}` + "\n" + `{"kind":"end","count":1}` + "\n"},
 		{"parent_cycle", lines[0] + lines[1] +
 			`{"kind":"token","token":{"hash":"` + h("x") + `","accessor":"x","parent":"` + h("y") + `"}}` + "\n" +

@@ -20,20 +20,51 @@ func expiryLess(a, b expiryItem) bool {
 	return a.hash < b.hash
 }
 
+// pathItem orders tokens by creation path, then hash: the index behind
+// RevokePrefix (a range scan instead of a full scan).
+type pathItem struct {
+	path string
+	hash string
+}
+
+func pathLess(a, b pathItem) bool {
+	if a.path != b.path {
+		return a.path < b.path
+	}
+	return a.hash < b.hash
+}
+
+// policyRecord is one stored ACL policy (raw text; parsed above the fsm).
+type policyRecord struct {
+	Name      string `json:"name"`
+	Text      string `json:"text"`
+	UpdatedAt int64  `json:"updated_at,omitempty"`
+}
+
 // state is the whole replicated state plus its derived indexes.
 //
-// Every *Token stored in tokens is immutable once inserted: a change stores
-// a new record. That lets Snapshot copy pointers under the lock and encode
-// them later without racing Apply.
+// Every *Token, *policyRecord, *Role and *BatchKey stored here is immutable
+// once inserted: a change stores a new record. That lets Snapshot copy
+// pointers under the lock and encode them later without racing Apply.
 type state struct {
 	tokens    map[string]*Token              // hash → token (primary)
 	accessors map[string]string              // accessor → hash
 	children  map[string]map[string]struct{} // parent hash → child hashes (never an empty set)
 	expiry    *btree.BTreeG[expiryItem]      // tokens with ExpireTime != 0
+	paths     *btree.BTreeG[pathItem]        // tokens with Path != ""
 
 	initialized bool
 	clusterID   string
 	indexKey    []byte
+
+	policies     map[string]*policyRecord // name → policy (never "root")
+	roles        map[string]*Role         // name → role
+	batchKeys    map[uint32]*BatchKey     // ID → key
+	batchPrimary uint32                   // 0 = no key yet; else a key in batchKeys
+
+	// policyGen counts policy changes. It is local (not replicated, not in
+	// snapshots): FSM.PolicyVersion exposes it for caching parsed policies.
+	policyGen uint64
 }
 
 func newState() *state {
@@ -42,6 +73,10 @@ func newState() *state {
 		accessors: make(map[string]string),
 		children:  make(map[string]map[string]struct{}),
 		expiry:    btree.NewG(32, expiryLess),
+		paths:     btree.NewG(32, pathLess),
+		policies:  make(map[string]*policyRecord),
+		roles:     make(map[string]*Role),
+		batchKeys: make(map[uint32]*BatchKey),
 	}
 }
 
@@ -60,10 +95,13 @@ func (s *state) insert(t *Token) {
 	if t.ExpireTime != 0 {
 		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
 	}
+	if t.Path != "" {
+		s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
+	}
 }
 
-// replace swaps the stored record for a token with the same hash, accessor
-// and parent (only expiry and other plain fields may differ).
+// replace swaps the stored record for a token with the same hash, accessor,
+// parent and path (only expiry and other plain fields may differ).
 func (s *state) replace(old, t *Token) {
 	if old.ExpireTime != 0 {
 		s.expiry.Delete(expiryItem{old.ExpireTime, old.Hash})
@@ -98,6 +136,9 @@ func (s *state) remove(hash string) {
 	if t.ExpireTime != 0 {
 		s.expiry.Delete(expiryItem{t.ExpireTime, hash})
 	}
+	if t.Path != "" {
+		s.paths.Delete(pathItem{t.Path, hash})
+	}
 }
 
 // subtree returns root and all its descendants, parents before children.
@@ -111,6 +152,12 @@ func (s *state) subtree(root string) []string {
 	for i := 0; i < len(out); i++ {
 		for c := range s.children[out[i]] {
 			if _, dup := seen[c]; dup {
+				continue
+			}
+			if t, ok := s.tokens[c]; !ok || t.Parent != out[i] {
+				// A dangling or mismatched index entry (only a corrupt
+				// index has one, see Tidy) is not a descendant: the
+				// primary records decide what a revoke removes.
 				continue
 			}
 			seen[c] = struct{}{}

@@ -194,11 +194,22 @@ func listenRetry(addr string) (net.Listener, error) {
 
 func (c *Cluster) init() {
 	c.t.Helper()
-	client := c.Client(c.LeaderIndex())
-	resp, err := client.Sys().Init(&vaultapi.InitRequest{})
-	if err != nil {
-		c.t.Fatalf("sys/init: %v", err)
-	}
+	// A leadership change right after the election makes init answer 503;
+	// retry it as an operator would.
+	var resp *vaultapi.InitResponse
+	c.WaitFor(15*time.Second, "sys/init to succeed", func() bool {
+		leader := c.LeaderIndex()
+		if leader < 0 {
+			return false
+		}
+		var err error
+		resp, err = c.Client(leader).Sys().Init(&vaultapi.InitRequest{})
+		if err != nil {
+			c.t.Logf("sys/init: %v (retrying)", err)
+			return false
+		}
+		return true
+	})
 	c.RootToken = resp.RootToken
 	for i := range c.Nodes {
 		c.Client(i).SetToken(c.RootToken)

@@ -1,0 +1,47 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+)
+
+// trimPrefix normalises a RevokePrefix prefix: trailing "/" are dropped, so
+// "auth/token/create/r/" and "auth/token/create/r" name the same set.
+func trimPrefix(p string) string {
+	return strings.TrimRight(p, "/")
+}
+
+// pathMatches reports whether a creation path lies under prefix (already
+// trimmed) segment-wise: equal, or prefix followed by "/".
+func pathMatches(path, prefix string) bool {
+	return prefix != "" && (path == prefix || strings.HasPrefix(path, prefix+"/"))
+}
+
+// underPrefix returns the hashes of the tokens whose Path matches prefix
+// (trimmed), in path-index order. Two range scans of the sorted path index:
+// the exact path, then [prefix+"/", prefix+"0") ('0' follows '/'), so the
+// cost is O(log n + matches), never a full scan.
+func (s *state) underPrefix(prefix string) []string {
+	var out []string
+	collect := func(it pathItem) bool {
+		out = append(out, it.hash)
+		return true
+	}
+	s.paths.AscendRange(pathItem{prefix, ""}, pathItem{prefix + "\x00", ""}, collect)
+	s.paths.AscendRange(pathItem{prefix + "/", ""}, pathItem{prefix + "0", ""}, collect)
+	return out
+}
+
+func applyRevokePrefix(s *state, c RevokePrefix) Result {
+	prefix := trimPrefix(c.Prefix)
+	if prefix == "" {
+		return Result{Err: fmt.Errorf("revoke prefix: empty prefix: %w", ErrInvalidCommand)}
+	}
+	n := 0
+	for _, h := range s.underPrefix(prefix) {
+		// A match inside an earlier match's subtree is already gone and
+		// counts 0 here: every token is counted once.
+		n += s.revokeTree(h)
+	}
+	return Result{Revoked: n}
+}

@@ -1,0 +1,97 @@
+package fsm
+
+import "fmt"
+
+// Kinds of corruption CorruptIndexForTest can inflict, each relative to one
+// stored token (the target).
+const (
+	// CorruptAccessorMissing drops the target's accessor entry.
+	CorruptAccessorMissing = "accessor-missing"
+	// CorruptAccessorDangling adds an entry "<accessor>-dangling" that
+	// points at a token hash nobody has.
+	CorruptAccessorDangling = "accessor-dangling"
+	// CorruptAccessorMismatched adds an entry "<accessor>-mismatched" that
+	// points at the target (whose accessor differs).
+	CorruptAccessorMismatched = "accessor-mismatched"
+	// CorruptChildrenMissing drops the target from its parent's children.
+	CorruptChildrenMissing = "children-missing"
+	// CorruptChildrenDangling adds a child nobody has under the target.
+	CorruptChildrenDangling = "children-dangling"
+	// CorruptChildrenMismatched lists the target as a child of itself.
+	CorruptChildrenMismatched = "children-mismatched"
+	// CorruptParentMissing deletes the target's parent record from the
+	// primary map only, leaving its index entries and children behind (a
+	// lost record rather than a corrupt index).
+	CorruptParentMissing = "parent-missing"
+	// CorruptExpiryMissing drops the target's expiry entry.
+	CorruptExpiryMissing = "expiry-missing"
+	// CorruptExpiryExtra adds an expiry entry for the target at a wrong time.
+	CorruptExpiryExtra = "expiry-extra"
+	// CorruptPathMissing drops the target's path entry.
+	CorruptPathMissing = "path-missing"
+	// CorruptPathExtra adds a path entry for the target under a wrong path.
+	CorruptPathExtra = "path-extra"
+)
+
+// CorruptIndexForTest damages one index of f around the token with the given
+// hash, bypassing Apply, so that tests (in this and other packages) can check
+// that Check and Tidy find and repair it. FOR TESTS ONLY: a corrupted FSM no
+// longer matches its peers. It returns an error for an unknown kind, a
+// missing target, or a kind that does not apply to it (e.g.
+// children-missing on an orphan).
+func CorruptIndexForTest(f *FSM, kind, hash string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.st
+	t, ok := s.tokens[hash]
+	if !ok {
+		return fmt.Errorf("corrupt %s: %w", kind, ErrTokenNotFound)
+	}
+	nobody := HashToken("corrupt-index-for-test:" + hash)
+	switch kind {
+	case CorruptAccessorMissing:
+		delete(s.accessors, t.Accessor)
+	case CorruptAccessorDangling:
+		s.accessors[t.Accessor+"-dangling"] = nobody
+	case CorruptAccessorMismatched:
+		s.accessors[t.Accessor+"-mismatched"] = hash
+	case CorruptChildrenMissing, CorruptParentMissing:
+		if t.Parent == "" {
+			return fmt.Errorf("corrupt %s: token %s has no parent: %w", kind, t.Accessor, ErrInvalidCommand)
+		}
+		if kind == CorruptParentMissing {
+			delete(s.tokens, t.Parent)
+			break
+		}
+		delete(s.children[t.Parent], hash)
+		if len(s.children[t.Parent]) == 0 {
+			delete(s.children, t.Parent)
+		}
+	case CorruptChildrenDangling, CorruptChildrenMismatched:
+		child := nobody
+		if kind == CorruptChildrenMismatched {
+			child = hash
+		}
+		if s.children[hash] == nil {
+			s.children[hash] = make(map[string]struct{})
+		}
+		s.children[hash][child] = struct{}{}
+	case CorruptExpiryMissing:
+		if t.ExpireTime == 0 {
+			return fmt.Errorf("corrupt %s: token %s does not expire: %w", kind, t.Accessor, ErrInvalidCommand)
+		}
+		s.expiry.Delete(expiryItem{t.ExpireTime, hash})
+	case CorruptExpiryExtra:
+		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime + 1, hash})
+	case CorruptPathMissing:
+		if t.Path == "" {
+			return fmt.Errorf("corrupt %s: token %s has no path: %w", kind, t.Accessor, ErrInvalidCommand)
+		}
+		s.paths.Delete(pathItem{t.Path, hash})
+	case CorruptPathExtra:
+		s.paths.ReplaceOrInsert(pathItem{t.Path + "/corrupt", hash})
+	default:
+		return fmt.Errorf("corrupt %q: unknown kind: %w", kind, ErrInvalidCommand)
+	}
+	return nil
+}
