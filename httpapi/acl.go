@@ -50,3 +50,11 @@ func hasPolicy(policies []string, name string) bool {
 	}
 	return false
 }
+
+// sudo reports whether the caller of r holds root privileges on r's path:
+// the root policy, or (once ACL policy documents land) the sudo capability.
+// Handlers use it for Vault's handler-level sudo checks (custom token id,
+// no_parent, period, revoke-orphan).
+func (s *server) sudo(r *Request) bool {
+	return r.Token != nil && r.Token.IsRoot()
+}

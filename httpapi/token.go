@@ -129,7 +129,7 @@ func (s *server) createOrphan(ctx context.Context, r *Request) (*Response, error
 // and TTLs, builds a complete CreateToken and proposes it.
 func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Response, error) {
 	d, parent := r.Data, r.Token
-	isRoot := parent.IsRoot() // sudo == root until ACL policies land
+	isRoot := s.sudo(r)
 	if r.LimitedUse {
 		return nil, badRequest(msgRestrictedUse)
 	}
@@ -223,7 +223,54 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 		return nil, badRequest("expiring root tokens cannot create non-expiring root tokens")
 	}
 
+	spec := tokenSpec{
+		ID:             id,
+		Policies:       policies,
+		Meta:           d.Map("meta"),
+		DisplayName:    displayName(d.String("display_name")),
+		Path:           r.Path,
+		NumUses:        int(numUses),
+		TTL:            grant,
+		ExplicitMaxTTL: emax,
+		Period:         period,
+		Renewable:      d.Bool("renewable"),
+		Orphan:         orphan,
+		Warnings:       warnings,
+	}
+	if !orphan {
+		spec.ParentHash = parent.Hash
+	}
+	return s.issueService(ctx, r, spec)
+}
+
+// tokenSpec is a token fully resolved from a create request (policies,
+// TTLs, parent, path): everything needed to issue it as a service token
+// (stored through raft) or as a batch token (sealed, stored nowhere).
+type tokenSpec struct {
+	ID             string // custom ID; "" generates one
+	Policies       []string
+	Meta           map[string]string
+	DisplayName    string
+	Path           string
+	Role           string
+	ParentHash     string // "" for an orphan
+	Orphan         bool
+	NumUses        int
+	TTL            int64 // granted TTL, seconds; 0 never expires
+	ExplicitMaxTTL int64
+	Period         int64
+	Renewable      bool
+	EntityID       string
+	BoundCIDRs     []string
+	Warnings       []string
+}
+
+// issueService stores spec as a service token through raft and renders the
+// create response.
+func (s *server) issueService(ctx context.Context, r *Request, spec tokenSpec) (*Response, error) {
+	id := spec.ID
 	if id == "" {
+		var err error
 		if id, err = newTokenID(); err != nil {
 			return nil, err
 		}
@@ -232,29 +279,30 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 	if err != nil {
 		return nil, err
 	}
-	renewable := d.Bool("renewable")
+	now := r.Now.UnixNano()
 	t := fsm.Token{
 		Hash:           fsm.HashToken(id),
 		Accessor:       acc,
-		Policies:       policies,
-		Meta:           d.Map("meta"),
-		DisplayName:    displayName(d.String("display_name")),
-		Path:           r.Path,
-		NumUses:        int(numUses),
+		Parent:         spec.ParentHash,
+		Policies:       spec.Policies,
+		Meta:           spec.Meta,
+		DisplayName:    spec.DisplayName,
+		Path:           spec.Path,
+		NumUses:        spec.NumUses,
 		CreationTime:   now,
-		CreationTTL:    grant,
-		TTL:            grant,
-		ExplicitMaxTTL: emax,
-		Period:         period,
+		CreationTTL:    spec.TTL,
+		TTL:            spec.TTL,
+		ExplicitMaxTTL: spec.ExplicitMaxTTL,
+		Period:         spec.Period,
 		IssueTime:      now,
-		Renewable:      renewable,
+		Renewable:      spec.Renewable,
 		Type:           fsm.TokenTypeService,
+		Role:           spec.Role,
+		EntityID:       spec.EntityID,
+		BoundCIDRs:     spec.BoundCIDRs,
 	}
-	if grant > 0 {
-		t.ExpireTime = now + grant*int64(time.Second)
-	}
-	if !orphan {
-		t.Parent = parent.Hash
+	if spec.TTL > 0 {
+		t.ExpireTime = now + spec.TTL*int64(time.Second)
 	}
 	res, err := s.propose(ctx, r, fsm.CreateToken{Token: t, Now: now})
 	if err != nil {
@@ -266,21 +314,20 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 		}
 		return nil, res.Err
 	}
-	warnings = append(warnings, res.Warnings...)
 	return &Response{
 		Auth: &Auth{
 			ClientToken:   id,
 			Accessor:      acc,
-			Policies:      policies,
-			TokenPolicies: policies,
+			Policies:      spec.Policies,
+			TokenPolicies: spec.Policies,
 			Metadata:      t.Meta,
-			LeaseDuration: grant,
-			Renewable:     renewable && grant > 0,
+			LeaseDuration: spec.TTL,
+			Renewable:     spec.Renewable && spec.TTL > 0,
 			TokenType:     fsm.TokenTypeService,
-			Orphan:        orphan,
-			NumUses:       int(numUses),
+			Orphan:        spec.Orphan,
+			NumUses:       spec.NumUses,
 		},
-		Warnings: warnings,
+		Warnings: append(spec.Warnings, res.Warnings...),
 	}, nil
 }
 
@@ -578,7 +625,7 @@ func (s *server) revokeAccessor(ctx context.Context, r *Request) (*Response, err
 }
 
 func (s *server) revokeOrphan(ctx context.Context, r *Request) (*Response, error) {
-	if !r.Token.IsRoot() {
+	if !s.sudo(r) {
 		return nil, badRequest("root or sudo privileges required to revoke and orphan")
 	}
 	res, err := s.propose(ctx, r, fsm.RevokeOrphan{Hash: fsm.HashToken(r.Data.String("token")), Now: r.Now.UnixNano()})

@@ -287,11 +287,7 @@ func (p *Policy) parse(text string) error {
 	var top struct {
 		Name string `hcl:"name"`
 	}
-	names, err := filter(list, "name")
-	if err != nil {
-		return parseErrorf(0, "%s", err)
-	}
-	if err := decode(&top, names); err != nil {
+	if err := decode(&top, list); err != nil {
 		return parseErrorf(errorLine(err), "%s", err)
 	}
 	paths, err := filter(list, "path")
