@@ -61,15 +61,7 @@ func printAuth(e *env, cf clientFlags, s *api.Secret) error {
 	if s == nil || s.Auth == nil {
 		return fmt.Errorf("the server returned no token")
 	}
-	printWarnings(e, s)
-	rows := authRows(s.Auth)
-	switch {
-	case cf.field != "":
-		return printField(e.stdout, rows, cf.field)
-	case cf.format == "json":
-		return printJSON(e.stdout, s)
-	}
-	return writeTable(e.stdout, []string{"Key", "Value"}, rows)
+	return printSecret(e, cf, s, authRows(s.Auth))
 }
 
 // printData prints a response's data as sorted Key/Value rows (lookup).
@@ -77,8 +69,13 @@ func printData(e *env, cf clientFlags, s *api.Secret) error {
 	if s == nil {
 		return fmt.Errorf("the server returned no data")
 	}
+	return printSecret(e, cf, s, dataRows(s.Data))
+}
+
+// printSecret prints a response's warnings to stderr, then one field, the
+// JSON, or the Key/Value table of rows, as the flags ask.
+func printSecret(e *env, cf clientFlags, s *api.Secret, rows [][]string) error {
 	printWarnings(e, s)
-	rows := dataRows(s.Data)
 	switch {
 	case cf.field != "":
 		return printField(e.stdout, rows, cf.field)
