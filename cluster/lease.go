@@ -617,7 +617,7 @@ func errUnconfirmed(index uint64) error {
 func needsFence(c fsm.Command, res fsm.Result) bool {
 	switch c.(type) {
 	case fsm.RevokeTree, *fsm.RevokeTree, fsm.RevokeOrphan, *fsm.RevokeOrphan,
-		fsm.RevokeAccessor, *fsm.RevokeAccessor:
+		fsm.RevokeAccessor, *fsm.RevokeAccessor, fsm.RevokePrefix, *fsm.RevokePrefix:
 		return true
 	case fsm.UseToken, *fsm.UseToken:
 		return res.Err == nil && res.Token != nil && res.Token.NumUses == -1

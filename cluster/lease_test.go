@@ -261,7 +261,7 @@ func TestReadLeases(t *testing.T) {
 
 func TestNew_rejectsMaxStaleNotAboveLeaderLease(t *testing.T) {
 	_, err := New(Config{NodeID: "a", DataDir: t.TempDir(), MaxStale: 100 * time.Millisecond, Timing: FastTiming()})
-	if err == nil || !strings.Contains(err.Error(), "max-stale (100ms) must be longer than the raft leader lease timeout (100ms)") {
+	if err == nil || !strings.Contains(err.Error(), "max-stale (100ms) must be longer than the raft leader lease timeout (150ms)") {
 		t.Fatalf("New = %v", err)
 	}
 }

@@ -124,6 +124,13 @@ type RenewToken struct {
 	Increment int64  `json:"increment"`
 	MaxTTL    int64  `json:"max_ttl"`
 	Now       int64  `json:"now"`
+	// ByRole (set by proposers since token roles exist; additive): for a
+	// token created from a role, the renewal uses that role's current
+	// TokenPeriod and TokenExplicitMaxTTL instead of the token's own values
+	// (Vault's authRenew: role edits take effect at the next renewal), and
+	// fails with ErrRoleNotFound when the role is no longer stored. Without
+	// it (entries written before roles) the token's own values are used.
+	ByRole bool `json:"by_role,omitempty"`
 }
 
 // RevokeTree revokes a token and all its descendants, atomically. An unknown

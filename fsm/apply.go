@@ -109,7 +109,16 @@ func applyRenewToken(s *state, c RenewToken) Result {
 	if issue == 0 {
 		issue = old.CreationTime
 	}
-	ttl, warnings, err := CalculateTTL(c.Increment, old.TTL, old.Period, 0, old.ExplicitMaxTTL, renewMaxTTL(c), issue, c.Now)
+	period, emax := old.Period, old.ExplicitMaxTTL
+	if c.ByRole && old.Role != "" {
+		// The role's current values, read from the state at apply time.
+		role, ok := s.roles[old.Role]
+		if !ok {
+			return Result{Err: fmt.Errorf("renew %s: role %q: %w", old.Accessor, old.Role, ErrRoleNotFound)}
+		}
+		period, emax = role.TokenPeriod, role.TokenExplicitMaxTTL
+	}
+	ttl, warnings, err := CalculateTTL(c.Increment, old.TTL, period, 0, emax, renewMaxTTL(c), issue, c.Now)
 	if err != nil {
 		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, err)}
 	}

@@ -31,6 +31,12 @@ func APIDocs() []byte {
 	}{
 		{"Token auth backend (`/v1/auth/token/…`)", s.tokenRoutes()},
 		{"System (`/v1/sys/…`)", s.sysRoutes()},
+		{"Batch-token keyring (`/v1/sys/rotate`, `/v1/sys/key-status`)", s.batchRoutes()},
+		{"ACL policies (`/v1/sys/policies/acl/…`, `/v1/sys/policy/…`)", s.policyRoutes()},
+		{"Capabilities (`/v1/sys/capabilities*`)", s.capabilitiesRoutes()},
+		{"Token roles (`/v1/auth/token/roles/…`)", s.roleRoutes()},
+		{"Tidy (`/v1/auth/token/tidy`)", s.tidyRoutes()},
+		{"Lease-prefix revocation (`/v1/sys/leases/revoke-prefix/…`)", s.leaseRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

@@ -19,7 +19,6 @@ const (
 	msgMissingState      = "required index state not present"
 	msgWriteEndingSlash  = "cannot write to a path ending in '/'"
 	msgAlreadyInit       = "Vault is already initialized"
-	msgBatchUnsupported  = "batch tokens are not supported yet"
 	msgRestrictedUse     = "restricted use token cannot generate child tokens"
 	msgBadToken          = "bad token"
 	msgTokenNotFound     = "token not found"

@@ -48,6 +48,9 @@ type Route struct {
 	Unauthenticated bool
 	// Bare routes answer with the handler's Raw body (no Vault envelope).
 	Bare bool
+	// Inject copies every key of data to the top level of the envelope too
+	// (Vault's injector sys routes: sys/capabilities*, sys/policy).
+	Inject bool
 	// MountType is the envelope's mount_type ("token", "system").
 	MountType string
 	// Description is a longer text for the generated docs.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,9 @@ type server struct {
 	opts   Options
 	log    hclog.Logger
 	router *router
+	acls   aclCache // ACLs by policy version and names (acl.go)
+	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
+	tidyRunning atomic.Bool
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -81,7 +85,8 @@ func newServer(node Node, opts Options) *server {
 		opts.DefaultTTL = opts.MaxTTL
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
-	s.router = newRouter(s.tokenRoutes(), s.sysRoutes())
+	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes())
 	return s
 }
 
@@ -257,6 +262,13 @@ func (s *server) serve(c *call) {
 	if op != nil {
 		kind = op.Kind
 	}
+	// A create that resolves to a batch token writes nothing (the token is
+	// sealed with the replicated keyring; the parent check is a read): it is
+	// served on this node like a read, read gates included, never forwarded,
+	// once the node holds a primary batch key (batchtoken.go).
+	if kind == Write && s.localBatchCreate(c, route, pathVals) {
+		kind = Read
+	}
 	mustLead := kind == Write || consistent || r.Header.Get(headerForward) == "active-node"
 	if s.maybeForward(c, mustLead) {
 		return
@@ -281,9 +293,23 @@ func (s *server) serve(c *call) {
 		return
 	}
 	now := s.opts.Now()
-	tok, ok := s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+	var tok fsm.Token
+	var ok bool
+	if isBatchTokenID(clientToken) {
+		// Batch tokens carry their own entry (batchtoken.go): opened with the
+		// local keyring, never stored, never limited-use, never forwarded.
+		tok, ok = s.validBatch(clientToken, now)
+	} else {
+		tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+	}
 	if !ok {
 		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
+		return
+	}
+	// Bound CIDRs against the original client address (role.go), before a
+	// use is consumed.
+	if err := s.checkBoundCIDRs(c, &tok); err != nil {
+		s.writeError(c, err)
 		return
 	}
 	c.accessor = tok.Accessor
@@ -307,8 +333,9 @@ func (s *server) serve(c *call) {
 		c.req = &Request{index: idx}
 	}
 
-	// ACL before routing: a non-root token learns nothing about paths.
-	if !allowed(&tok, c.path, c.op) {
+	// ACL before routing: a non-root token learns nothing about paths. As in
+	// Vault, a denied request still consumes one of a limited token's uses.
+	if !s.allowed(c, &tok) {
 		s.writeError(c, newError(http.StatusForbidden, msgACLDenied))
 		return
 	}
@@ -382,6 +409,8 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	hdr := c.w.Header()
 	hdr.Del("Cache-Control")
 	hdr.Del("Content-Type")
+	// The leader's bound-CIDR check needs the client's address (role.go).
+	s.stampClientAddr(c)
 	forwarded, err := s.node.ForwardToLeader(c.w, c.r)
 	if !forwarded {
 		hdr.Set("Cache-Control", "no-store")
@@ -577,13 +606,18 @@ func (s *server) writeResponse(c *call, resp *Response) {
 	if resp.Status != 0 {
 		st = resp.Status
 	}
-	writeJSON(c.w, st, &envelope{
+	env := &envelope{
 		RequestID: newUUID(),
 		Data:      resp.Data,
 		Warnings:  resp.Warnings,
 		Auth:      resp.Auth,
 		MountType: mount,
-	})
+	}
+	if c.route.Inject {
+		writeJSON(c.w, st, injected{env})
+		return
+	}
+	writeJSON(c.w, st, env)
 }
 
 // writeError renders {"errors":[…]} with the status from errorResponse.

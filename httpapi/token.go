@@ -27,11 +27,13 @@ var (
 		"period":            {Type: Duration, Signed: true, Description: "Period of a periodic token (root only)"},
 		"display_name":      {Type: String, MaxLen: 1024, Description: "Display name; stored as token- plus the sanitised name"},
 		"num_uses":          {Type: Int, Description: "Number of uses (0 = unlimited)"},
-		"type":              {Type: String, Description: "Token type: service (batch is not supported yet)"},
-		"entity_alias":      {Type: String, Description: "Entity alias (only with a token role; roles are not supported yet)"},
+		"type":              {Type: String, Description: "Token type: service or batch (default: service, or as the role says)"},
+		"entity_alias":      {Type: String, Description: "Entity alias (only with a token role; must match its allowed_entity_aliases)"},
 		"format":            {Type: String, Description: "Accepted and ignored (CLI output format)"},
 	}
-	tokenFields = Fields{
+	// tokenCreateRoleFields is tokenCreateFields plus the role name.
+	tokenCreateRoleFields = withField(tokenCreateFields, "role_name", &Field{Type: String, Description: "Name of the token role (path)"})
+	tokenFields           = Fields{
 		"token": {Type: String, Sensitive: true, Description: "Token ID"},
 	}
 	tokenRequiredFields = Fields{
@@ -54,6 +56,16 @@ var (
 	}
 )
 
+// withField returns a copy of fields with one more field.
+func withField(fields Fields, name string, f *Field) Fields {
+	out := make(Fields, len(fields)+1)
+	for k, v := range fields {
+		out[k] = v
+	}
+	out[name] = f
+	return out
+}
+
 // tokenRoutes is the route table of Vault's token auth backend.
 func (s *server) tokenRoutes() []*Route {
 	tok := func(path string, fields Fields, ops Ops, desc string) *Route {
@@ -65,6 +77,9 @@ func (s *server) tokenRoutes() []*Route {
 		}, "Returns data.keys, every stored accessor."),
 		tok("create", tokenCreateFields, update(&Op{Handler: s.create, Kind: Write, Summary: "Create a child token of the caller"}),
 			"Creates a token whose parent is the calling token (unless no_parent). The token ID is returned once, in auth.client_token."),
+		tok("create/{role_name}", tokenCreateRoleFields, update(&Op{Handler: s.createWithRole, Kind: Write, Summary: "Create a token from a token role"}),
+			"Applies the role (VAULT-API.md §3.4): type, policy lists, orphan, path auth/token/create/<role>[/<suffix>], "+
+				"bound CIDRs, period and explicit max TTL (the lesser of request and role), num_uses, entity_alias. Unknown role: 400."),
 		tok("create-orphan", tokenCreateFields, update(&Op{Handler: s.createOrphan, Kind: Write, Summary: "Create an orphan token"}),
 			"Like create, but the new token has no parent."),
 		tok("lookup", tokenFields, Ops{
@@ -117,31 +132,68 @@ func (s *server) accessors(_ context.Context, r *Request) (*Response, error) {
 }
 
 func (s *server) create(ctx context.Context, r *Request) (*Response, error) {
-	return s.createToken(ctx, r, false)
+	return s.createToken(ctx, r, false, nil)
 }
 
 func (s *server) createOrphan(ctx context.Context, r *Request) (*Response, error) {
-	return s.createToken(ctx, r, true)
+	return s.createToken(ctx, r, true, nil)
 }
 
-// createToken is Vault's handleCreateCommon without roles (VAULT-API.md §1.2,
-// §2.3–2.8): it validates the request against the caller, resolves policies
-// and TTLs, builds a complete CreateToken and proposes it.
-func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Response, error) {
+// createWithRole is auth/token/create/:role_name (VAULT-API.md §3.4).
+func (s *server) createWithRole(ctx context.Context, r *Request) (*Response, error) {
+	name := r.Data.String("role_name")
+	if err := validRoleName(name); err != nil {
+		return nil, err
+	}
+	role, ok := s.node.State().Role(name)
+	if !ok {
+		return nil, badRequest("unknown role " + name)
+	}
+	return s.createToken(ctx, r, false, &role)
+}
+
+// createToken is Vault's handleCreateCommon (VAULT-API.md §1.2, §2.3–2.8,
+// §3.4): it validates the request against the caller and the role (nil
+// without one), resolves type, policies, parent, CIDRs and TTLs into a
+// tokenSpec, and issues it: a service token through raft, or a batch token
+// sealed with the keyring (issueBatch, batchtoken.go).
+func (s *server) createToken(ctx context.Context, r *Request, orphan bool, role *fsm.Role) (*Response, error) {
 	d, parent := r.Data, r.Token
 	isRoot := s.sudo(r)
+	if isBatch(parent) {
+		return nil, badRequest(msgBatchNoChildren)
+	}
 	if r.LimitedUse {
 		return nil, badRequest(msgRestrictedUse)
 	}
-	switch d.String("type") {
-	case "", fsm.TokenTypeService:
-	case "batch":
-		return nil, badRequest(msgBatchUnsupported)
-	default:
-		return nil, badRequest("invalid 'token_type' value")
+	numUses := d.Int("num_uses")
+	if numUses < 0 {
+		return nil, badRequest("number of uses cannot be negative")
 	}
-	if d.String("entity_alias") != "" {
-		return nil, badRequest("'entity_alias' is only allowed in combination with token role")
+	if numUses > 1<<31-1 {
+		return nil, badRequest("number of uses is too large")
+	}
+	entityID := ""
+	if alias := d.String("entity_alias"); alias != "" {
+		if role == nil {
+			return nil, badRequest("'entity_alias' is only allowed in combination with token role")
+		}
+		eid, err := roleEntityID(role, alias)
+		if err != nil {
+			return nil, err
+		}
+		entityID = eid
+	}
+	// Batch tokens (batchtoken.go): the role's token_type decides or
+	// supplies the default.
+	tokenType, err := resolveTokenType(d.String("type"), role)
+	if err != nil {
+		return nil, err
+	}
+	if tokenType == tokenTypeBatch {
+		if err := batchRequestError(d); err != nil {
+			return nil, err
+		}
 	}
 
 	id := d.String("id")
@@ -157,18 +209,24 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 			return nil, badRequest("custom token ID cannot have a '.' in the value")
 		}
 	}
-	if d.Bool("no_parent") && !orphan {
+	renewable := d.Bool("renewable")
+	path := r.Path
+	if role != nil {
+		// The role decides: no_parent is ignored, no sudo needed.
+		orphan = role.Orphan
+		renewable = renewable && role.Renewable
+		path = "auth/token/create/" + role.Name
+		if role.PathSuffix != "" {
+			path += "/" + role.PathSuffix
+		}
+		if role.TokenNumUses > 0 && (numUses == 0 || int64(role.TokenNumUses) < numUses) {
+			numUses = int64(role.TokenNumUses)
+		}
+	} else if d.Bool("no_parent") && !orphan {
 		if !isRoot {
 			return nil, badRequest("root or sudo privileges required to create orphan token")
 		}
 		orphan = true
-	}
-	numUses := d.Int("num_uses")
-	if numUses < 0 {
-		return nil, badRequest("number of uses cannot be negative")
-	}
-	if numUses > 1<<31-1 {
-		return nil, badRequest("number of uses is too large")
 	}
 
 	ttl := d.Duration("ttl")
@@ -196,49 +254,114 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 		return nil, badRequest("root or sudo privileges required to create periodic token")
 	}
 
-	policies, warnings, err := resolvePolicies(parent.Policies, d.Strings("policies"), d.Has("policies"), isRoot, d.Bool("no_default_policy"))
+	noDefault := d.Bool("no_default_policy") || (role != nil && role.TokenNoDefaultPolicy)
+	var policies, warnings []string
+	if role != nil && roleHasPolicyLists(role) {
+		if policies, err = rolePolicies(role, parent.Policies, d.Strings("policies"), noDefault); err == nil {
+			err = checkAssignable(policies, parent.Policies)
+		}
+	} else {
+		policies, warnings, err = resolvePolicies(parent.Policies, d.Strings("policies"), d.Has("policies"), isRoot, noDefault)
+	}
 	if err != nil {
 		return nil, err
 	}
+	warnings = append(warnings, s.missingPolicyWarnings(policies)...)
 	isRootChild := len(policies) == 1 && policies[0] == "root"
+
+	// The lesser of the request's and the role's period and explicit max
+	// TTL (batch tokens have neither). The token keeps the request's own
+	// values (lookup shows only those); renewals re-read the role.
+	periodToUse, emaxToUse := period, emax
+	if role != nil && tokenType != tokenTypeBatch {
+		if re := role.TokenExplicitMaxTTL; re != 0 {
+			if emaxToUse == 0 {
+				emaxToUse = re
+			} else {
+				emaxToUse = min(emaxToUse, re)
+				warnings = append(warnings, fmt.Sprintf("Explicit max TTL specified both during creation call and in role; using the lesser value of %d seconds", emaxToUse))
+			}
+		}
+		if rp := role.TokenPeriod; rp != 0 {
+			if periodToUse == 0 {
+				periodToUse = rp
+			} else {
+				periodToUse = min(periodToUse, rp)
+				warnings = append(warnings, fmt.Sprintf("Period specified both during creation call and in role; using the lesser value of %d seconds", periodToUse))
+			}
+		}
+	}
 
 	now := r.Now.UnixNano()
 	sysMax := int64(s.opts.MaxTTL / time.Second)
 	var grant int64
-	if period > 0 || ttl > 0 || !isRootChild {
+	if periodToUse > 0 || ttl > 0 || !isRootChild {
 		backendTTL := ttl
 		if backendTTL == 0 {
 			backendTTL = int64(s.opts.DefaultTTL / time.Second)
 		}
-		t, w, err := fsm.CalculateTTL(0, backendTTL, period, 0, emax, sysMax, now, now)
+		t, w, err := fsm.CalculateTTL(0, backendTTL, periodToUse, 0, emaxToUse, sysMax, now, now)
 		if err != nil {
 			return nil, err
 		}
 		grant, warnings = t, append(warnings, w...)
 	}
-	if grant == 0 && emax > 0 {
-		grant = emax
+	if grant == 0 && emaxToUse > 0 {
+		grant = emaxToUse
 	}
 	if isRootChild && grant == 0 && parent.ExpireTime != 0 {
 		return nil, badRequest("expiring root tokens cannot create non-expiring root tokens")
 	}
 
+	// CIDRs: a role's own (never the parent's); without a role a child
+	// inherits its parent's, an orphan has none. The entity: the alias's,
+	// else the parent's for a child.
+	var cidrs []string
+	if role != nil {
+		cidrs = slices.Clone(role.TokenBoundCIDRs)
+	}
+	if !orphan {
+		if entityID == "" {
+			entityID = parent.EntityID
+		}
+		if role == nil {
+			cidrs = slices.Clone(parent.BoundCIDRs)
+		}
+	}
+	if grant == 0 {
+		// A non-expiring (root) token is neither renewable nor CIDR-bound.
+		renewable = false
+		cidrs = nil
+	}
+	if len(cidrs) == 0 {
+		cidrs = nil
+	}
+
 	spec := tokenSpec{
 		ID:             id,
+		Type:           tokenType,
 		Policies:       policies,
 		Meta:           d.Map("meta"),
 		DisplayName:    displayName(d.String("display_name")),
-		Path:           r.Path,
+		Path:           path,
 		NumUses:        int(numUses),
 		TTL:            grant,
 		ExplicitMaxTTL: emax,
 		Period:         period,
-		Renewable:      d.Bool("renewable"),
+		Renewable:      renewable,
 		Orphan:         orphan,
+		EntityID:       entityID,
+		BoundCIDRs:     cidrs,
 		Warnings:       warnings,
+	}
+	if role != nil {
+		spec.Role = role.Name
 	}
 	if !orphan {
 		spec.ParentHash = parent.Hash
+	}
+	if spec.Type == tokenTypeBatch {
+		return s.issueBatch(ctx, r, spec)
 	}
 	return s.issueService(ctx, r, spec)
 }
@@ -248,6 +371,7 @@ func (s *server) createToken(ctx context.Context, r *Request, orphan bool) (*Res
 // (stored through raft) or as a batch token (sealed, stored nowhere).
 type tokenSpec struct {
 	ID             string // custom ID; "" generates one
+	Type           string // "service" or "batch" (resolved with the role)
 	Policies       []string
 	Meta           map[string]string
 	DisplayName    string
@@ -312,6 +436,10 @@ func (s *server) issueService(ctx context.Context, r *Request, spec tokenSpec) (
 		if errors.Is(res.Err, fsm.ErrTokenExists) {
 			return nil, badRequest("cannot create a token with a duplicate ID")
 		}
+		if errors.Is(res.Err, fsm.ErrRoleNotFound) {
+			// The role was deleted while the request was in flight.
+			return nil, badRequest("unknown role " + spec.Role)
+		}
 		return nil, res.Err
 	}
 	return &Response{
@@ -323,6 +451,7 @@ func (s *server) issueService(ctx context.Context, r *Request, spec tokenSpec) (
 			Metadata:      t.Meta,
 			LeaseDuration: spec.TTL,
 			Renewable:     spec.Renewable && spec.TTL > 0,
+			EntityID:      spec.EntityID,
 			TokenType:     fsm.TokenTypeService,
 			Orphan:        spec.Orphan,
 			NumUses:       spec.NumUses,
@@ -382,17 +511,13 @@ func resolvePolicies(parentPolicies, requested []string, given, isRoot, noDefaul
 		out = slices.DeleteFunc(out, func(p string) bool { return p == "default" })
 	}
 	out = sanitizePolicies(out)
-	if slices.Contains(out, "root") && !isRoot {
+	// Sudo is not enough to mint a root token: the parent must be root.
+	if slices.Contains(out, "root") && !slices.Contains(parent, "root") {
 		return nil, nil, badRequest("root tokens may not be created without parent token being root")
 	}
-	var warnings []string
-	for _, p := range out {
-		// No policy store yet: only the built-in policies exist.
-		if p != "default" && p != "root" {
-			warnings = append(warnings, fmt.Sprintf("Policy %q does not exist", p))
-		}
-	}
-	return out, warnings, nil
+	// "Policy … does not exist" warnings need the policy store: the caller
+	// adds them (s.missingPolicyWarnings, policy.go).
+	return out, nil, nil
 }
 
 // displayName is VAULT-API.md §2.8: "token-" + name with every character
@@ -476,6 +601,9 @@ func tokenType(t *fsm.Token) string {
 
 // validToken returns the stored, unexpired token with this ID.
 func (s *server) validToken(id string, now time.Time) (fsm.Token, bool) {
+	if isBatchTokenID(id) {
+		return s.validBatch(id, now)
+	}
 	return s.node.State().Valid(fsm.HashToken(id), now.UnixNano())
 }
 
@@ -542,6 +670,9 @@ func (s *server) renewAccessor(ctx context.Context, r *Request) (*Response, erro
 
 // renewToken proposes RenewToken (VAULT-API.md §1.6, §2.6 at renew).
 func (s *server) renewToken(ctx context.Context, r *Request, t *fsm.Token, clientToken string) (*Response, error) {
+	if isBatch(t) {
+		return nil, badRequest(msgBatchRenew)
+	}
 	if t.ExpireTime == 0 {
 		// A non-expiring token has no lease to renew.
 		return nil, badRequest(fsm.ErrInvalidLease.Error())
@@ -554,11 +685,17 @@ func (s *server) renewToken(ctx context.Context, r *Request, t *fsm.Token, clien
 		Increment: r.Data.Duration("increment"),
 		MaxTTL:    int64(s.opts.MaxTTL / time.Second),
 		Now:       r.Now.UnixNano(),
+		// A role token renews with its role's current period and explicit
+		// max TTL (VAULT-API.md §2.6 "At renew").
+		ByRole: true,
 	})
 	if err != nil {
 		return nil, err
 	}
 	if res.Err != nil {
+		if errors.Is(res.Err, fsm.ErrRoleNotFound) {
+			return nil, newError(http.StatusInternalServerError, fmt.Sprintf("original token role %q could not be found, not renewing", t.Role))
+		}
 		return nil, res.Err
 	}
 	nt := res.Token
@@ -584,6 +721,14 @@ func (s *server) renewToken(ctx context.Context, r *Request, t *fsm.Token, clien
 }
 
 func (s *server) revoke(ctx context.Context, r *Request) (*Response, error) {
+	if id := r.Data.String("token"); isBatchTokenID(id) {
+		// Never stored, so nothing to propose: a valid one cannot be
+		// revoked, an invalid one is unknown (204).
+		if _, ok := s.validBatch(id, r.Now); ok {
+			return nil, badRequest(msgBatchRevoke)
+		}
+		return nil, nil
+	}
 	res, err := s.propose(ctx, r, fsm.RevokeTree{Hash: fsm.HashToken(r.Data.String("token")), Now: r.Now.UnixNano()})
 	if err != nil {
 		return nil, err
@@ -595,6 +740,9 @@ func (s *server) revoke(ctx context.Context, r *Request) (*Response, error) {
 }
 
 func (s *server) revokeSelf(ctx context.Context, r *Request) (*Response, error) {
+	if isBatch(r.Token) {
+		return nil, badRequest(msgBatchRevoke)
+	}
 	res, err := s.propose(ctx, r, fsm.RevokeTree{Hash: r.Token.Hash, Now: r.Now.UnixNano()})
 	if err != nil {
 		return nil, err
@@ -627,6 +775,12 @@ func (s *server) revokeAccessor(ctx context.Context, r *Request) (*Response, err
 func (s *server) revokeOrphan(ctx context.Context, r *Request) (*Response, error) {
 	if !s.sudo(r) {
 		return nil, badRequest("root or sudo privileges required to revoke and orphan")
+	}
+	if id := r.Data.String("token"); isBatchTokenID(id) {
+		if _, ok := s.validBatch(id, r.Now); ok {
+			return nil, badRequest(msgBatchRevoke)
+		}
+		return nil, badRequest(msgRevokeNotFound)
 	}
 	res, err := s.propose(ctx, r, fsm.RevokeOrphan{Hash: fsm.HashToken(r.Data.String("token")), Now: r.Now.UnixNano()})
 	if err != nil {

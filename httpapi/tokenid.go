@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokend/tokend/fsm"
+	"github.com/tokend/tokend/httpapi/acl"
 )
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -99,7 +100,9 @@ func InitRoot(ctx context.Context, node Node, rootID string) (string, error) {
 		IssueTime:    now,
 		Type:         fsm.TokenTypeService,
 	}
-	res, _, err := node.Propose(ctx, fsm.InitRoot{Token: tok, Now: now})
+	// The stock "default" policy is stored with the root token, atomically
+	// (VAULT-API.md §2.5): sys/init and -dev both come through here.
+	res, _, err := node.Propose(ctx, fsm.InitRoot{Token: tok, Now: now, DefaultPolicyText: acl.DefaultPolicyText})
 	if err != nil {
 		return "", err
 	}

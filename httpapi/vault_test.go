@@ -135,7 +135,7 @@ func TestCreateErrors(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{"batch", e.root, map[string]any{"type": "batch"}, 400, "batch tokens are not supported yet"},
+		{"batch root", e.root, map[string]any{"type": "batch"}, 400, "batch tokens cannot be root tokens"},
 		{"bad type", e.root, map[string]any{"type": "bogus"}, 400, "invalid 'token_type' value"},
 		{"entity alias", e.root, map[string]any{"entity_alias": "x"}, 400, "'entity_alias' is only allowed in combination with token role"},
 		{"negative ttl", e.root, map[string]any{"ttl": "-5s"}, 400, "ttl must be positive"},
