@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -373,8 +374,14 @@ func (s *server) localBatchCreate(c *call, route *Route, pathVals map[string]str
 	if route == nil || (c.op != "POST" && c.op != "PUT") || !createRoutePaths[route.Path] {
 		return false
 	}
+	_, viaRole := pathVals["role_name"]
+	if !viaRole && !bytes.Contains(c.body, []byte(tokenTypeBatch)) {
+		// Cannot ask for a batch token (an escaped spelling merely goes to
+		// the leader): spare service creates a second decoding.
+		return false
+	}
 	st := s.node.State()
-	if primary, _ := st.BatchKeys(); primary == 0 {
+	if _, _, ok := st.PrimaryBatchKey(); !ok {
 		return false
 	}
 	raw, err := decodeBody(c.r.Header.Get("Content-Type"), c.body)

@@ -54,12 +54,19 @@ func (s *server) revokeForce(ctx context.Context, r *Request) (*Response, error)
 	return &Response{Status: http.StatusNoContent}, nil
 }
 
+// allowsTrailingSlash reports whether a write to path may end in "/": a
+// lease prefix may (the CLI sends "vault lease revoke -prefix x/" as
+// sys/leases/revoke-prefix/x/); every other write path may not.
+func allowsTrailingSlash(path string) bool {
+	return pathPrefix(path) != ""
+}
+
 // pathPrefix is the lease prefix of a revoke-prefix/revoke-force path:
 // everything after the route's own segments.
 func pathPrefix(path string) string {
-	for _, marker := range []string{"/revoke-prefix/", "/revoke-force/"} {
-		if i := strings.Index(path, marker); i >= 0 {
-			return path[i+len(marker):]
+	for _, route := range []string{"sys/leases/revoke-prefix/", "sys/revoke-prefix/", "sys/leases/revoke-force/", "sys/revoke-force/"} {
+		if p, ok := strings.CutPrefix(path, route); ok {
+			return p
 		}
 	}
 	return ""

@@ -385,7 +385,8 @@ func TestCreateWithRolePolicies(t *testing.T) {
 		{"dis_default", `{"policies":["default"]}`, nil, `must be subset of the role's allowed policies`},
 		{"dis_def_glob", `{}`, []string{"a"}, ""},
 		{"no_default", `{}`, []string{"a"}, ""},
-		{"no_default", `{"policies":"a,default"}`, []string{"a"}, ""},
+		// As in Vault: default is not allowed when the role does not add it.
+		{"no_default", `{"policies":["a","default"]}`, nil, `must be subset of the role's allowed policies (["a"])`},
 		{"allowed_root", `{}`, nil, "root tokens may not be created without parent token being root"},
 		// Without lists, the parent-subset rule applies (caller is not sudo).
 		{"nolists", `{}`, []string{"creator", "default", "p1"}, ""},
@@ -489,12 +490,16 @@ func TestCreateWithRoleApplies(t *testing.T) {
 	if a["orphan"] != false || a["renewable"] != false {
 		t.Fatalf("child role: %v", a)
 	}
-	// Type resolution: service forced; invalid request type refused.
+	// Type resolution: service forced (whatever the request says); with a
+	// default-* role an invalid request type is refused.
 	e.writeRole("svc", `{"token_type":"service"}`, 204)
-	if a := authOf(e.createRole(e.root, "svc", `{"type":"batch"}`, 200)); a["token_type"] != "service" {
-		t.Fatalf("svc role: %v", a)
+	for _, body := range []string{`{"type":"batch"}`, `{"type":"x"}`} {
+		if a := authOf(e.createRole(e.root, "svc", body, 200)); a["token_type"] != "service" {
+			t.Fatalf("svc role %s: %v", body, a)
+		}
 	}
-	if _, out := e.call("POST", "/v1/auth/token/create/svc", e.root, `{"type":"x"}`); firstError(out) != "invalid 'token_type' value" {
+	e.writeRole("dflt", `{}`, 204)
+	if _, out := e.call("POST", "/v1/auth/token/create/dflt", e.root, `{"type":"x"}`); firstError(out) != "invalid 'token_type' value" {
 		t.Fatalf("bad type: %v", out)
 	}
 	// Batch roles mint batch tokens (batchtoken.go).
@@ -524,9 +529,22 @@ func TestCreateWithRoleApplies(t *testing.T) {
 	if len(e1) != 36 || e1 != e2 || e1 == e3 {
 		t.Fatalf("entity ids %q %q %q", e1, e2, e3)
 	}
-	// A child inherits the parent's entity.
-	parent := authOf(e.createRole(e.root, "ent", `{"entity_alias":"exact","policies":["root"]}`, 200))
-	_ = parent
+	// A child inherits the parent's entity; an orphan does not.
+	parent := authOf(e.createRole(e.root, "ent", `{"entity_alias":"exact","policies":["root"],"ttl":"1h"}`, 200))
+	pt := parent["client_token"].(string)
+	if a := authOf(e.createRole(pt, "dflt", `{"ttl":"1m"}`, 200)); a["entity_id"] != e3 {
+		t.Fatalf("child entity %v, want %s", a["entity_id"], e3)
+	}
+	if got := e.create(pt, &vault.TokenCreateRequest{TTL: "1m"}).Auth.EntityID; got != e3 {
+		t.Fatalf("plain child entity %q", got)
+	}
+	l, _ = c.Auth().Token().Lookup(pt)
+	if l.Data["entity_id"] != e3 {
+		t.Fatalf("lookup entity_id %v", l.Data["entity_id"])
+	}
+	if got := authOf(e.createRole(pt, "o", `{"ttl":"1m"}`, 200))["entity_id"]; got != "" {
+		t.Fatalf("orphan entity %v", got)
+	}
 }
 
 func TestRenewRoleToken(t *testing.T) {
@@ -639,7 +657,7 @@ func TestBoundCIDRs(t *testing.T) {
 	}
 	// A denied request does not consume a use.
 	e.writeRole("lim", `{"token_bound_cidrs":"10.0.0.0/8","token_num_uses":2}`, 204)
-	lim := authOf(e.createRole(e.root, "lim", `{}`, 200))["client_token"].(string)
+	lim := authOf(e.createRole(e.root, "lim", `{"ttl":"1h"}`, 200))["client_token"].(string)
 	for i := 0; i < 3; i++ {
 		if rec := fromAddr(h, "127.0.0.1:1", "GET", "/v1/auth/token/lookup-self", lim, ""); rec.Code != 403 {
 			t.Fatalf("limited from outside: %d", rec.Code)

@@ -209,7 +209,7 @@ func (s *server) serve(c *call) {
 		consistent = true
 	}
 
-	if (c.op == "POST" || c.op == "PUT") && strings.HasSuffix(c.path, "/") {
+	if (c.op == "POST" || c.op == "PUT") && strings.HasSuffix(c.path, "/") && !allowsTrailingSlash(c.path) {
 		s.writeError(c, badRequest(msgWriteEndingSlash))
 		return
 	}
