@@ -61,10 +61,10 @@ tidy:
 tidy-check:
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run make tidy"; $(GO) mod tidy -diff; exit 1; }
 
-## bench: the benchmarks of fsm and httpapi, and the over-HTTP cluster benchmarks of test/
+## bench: the benchmarks of fsm and httpapi, the over-HTTP cluster benchmarks of test/ and the raw-raft ceiling (test/ceiling)
 ## (follower lookup-self vs a bare handler with the same body, creates through 3 nodes; 64 clients)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./httpapi/... ./test/
+	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./httpapi/... ./test/ ./test/ceiling/
 
 ## fuzz: every fuzz target for FUZZTIME (30s) each
 fuzz:

@@ -27,6 +27,9 @@ type Config struct {
 
 	LogFormat  string // -log-format: "text" or "json"; default text with -dev, json otherwise
 	ConfigFile string // -config: the HCL/JSON file the settings were read from ("" = none)
+
+	AuditFile     string // -audit-file: audit log (JSON lines, secrets hashed); "" = no audit log
+	AuditFailOpen bool   // -audit-fail-open: serve requests that cannot be audited (default: refuse with 500)
 }
 
 // String renders the configuration for humans and logs. The cluster key is
@@ -65,6 +68,8 @@ func (c Config) LogFields() []any {
 		"log_format", c.LogFormat,
 		"dev", c.Dev,
 		"config_file", c.ConfigFile,
+		"audit_file", c.AuditFile,
+		"audit_fail_open", c.AuditFailOpen,
 	}
 }
 

@@ -133,6 +133,19 @@ var options = []option{
 	{name: "dev-root-token-id", arg: "ID", def: "random hvs. token",
 		usage: "with -dev: use this ID for the root token",
 		set:   func(c *Config, v string) error { c.DevRootTokenID = v; return nil }},
+	{name: "audit-file", arg: "PATH", def: "none (no audit log)",
+		usage: "append an audit log here: one JSON line per request and per response, every token and accessor as hmac-sha256:<hex> (see sys/audit-hash); created 0600; reopened on SIGHUP for log rotation",
+		set:   func(c *Config, v string) error { c.AuditFile = strings.TrimSpace(v); return nil }},
+	{name: "audit-fail-open", isBool: true, def: "false",
+		usage: "when an audit entry cannot be written, serve the request anyway (logged at error); by default such a request fails with 500 before it runs",
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				return fmt.Errorf("not a boolean: %q", v)
+			}
+			c.AuditFailOpen = b
+			return nil
+		}},
 }
 
 // origin says where a raw value came from, for error messages.

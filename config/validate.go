@@ -71,6 +71,12 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return invalid("-log-format must be text or json (got %q)", c.LogFormat)
 	}
+	if err := validAuditFile(c.AuditFile); err != nil {
+		return err
+	}
+	if c.AuditFailOpen && c.AuditFile == "" {
+		return invalid("-audit-fail-open requires -audit-file")
+	}
 	if c.DevRootTokenID != "" {
 		if !c.Dev {
 			return invalid("-dev-root-token-id requires -dev")
@@ -183,4 +189,24 @@ func printable(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// validAuditFile checks that the audit log can be created: not a directory,
+// and its directory exists (the file itself is opened at start-up).
+func validAuditFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return invalid("-audit-file %q is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return invalid("-audit-file %q: directory %q: %s", path, dir, oneLine(err.Error()))
+	}
+	if !fi.IsDir() {
+		return invalid("-audit-file %q: %q is not a directory", path, dir)
+	}
+	return nil
 }

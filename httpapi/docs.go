@@ -37,6 +37,7 @@ func APIDocs() []byte {
 		{"Token roles (`/v1/auth/token/roles/…`)", s.roleRoutes()},
 		{"Tidy (`/v1/auth/token/tidy`)", s.tidyRoutes()},
 		{"Lease-prefix revocation (`/v1/sys/leases/revoke-prefix/…`)", s.leaseRoutes()},
+		{"Audit hash (`/v1/sys/audit-hash/…`)", s.auditRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

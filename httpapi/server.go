@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/tokend/tokend/fsm"
+	"github.com/tokend/tokend/httpapi/audit"
 )
 
 // Defaults of Options.
@@ -47,6 +48,12 @@ type Options struct {
 	// lease TTL (0 = 768h each, as Vault).
 	DefaultTTL time.Duration
 	MaxTTL     time.Duration
+	// Audit, when set, receives a request entry before every request runs
+	// and a response entry before its answer is sent (audit_hook.go).
+	Audit *audit.Log
+	// AuditFailOpen lets requests proceed when an audit entry cannot be
+	// written (logged at Error). The default, false, answers 500 instead.
+	AuditFailOpen bool
 }
 
 // server is the generic adapter plus the handlers of every route table.
@@ -58,6 +65,7 @@ type server struct {
 	acls   aclCache // ACLs by policy version and names (acl.go)
 	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
 	tidyRunning atomic.Bool
+	audit       auditor // the audit key (audit_hook.go)
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -86,7 +94,7 @@ func newServer(node Node, opts Options) *server {
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes())
 	return s
 }
 
@@ -101,18 +109,38 @@ var knownMethods = map[string]bool{
 type recorder struct {
 	http.ResponseWriter
 	status int
+	// beforeHeader, when set, runs once just before the status line is
+	// sent (the audit response entry); false replaces the answer with a 500.
+	beforeHeader func(status int) bool
+	dropped      bool // the answer was replaced: swallow the rest
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
+		if r.beforeHeader != nil && !r.beforeHeader(code) {
+			r.dropped, r.status = true, http.StatusInternalServerError
+			h := r.Header()
+			h.Del("Content-Length")
+			h.Set("Content-Type", "application/json")
+			h.Set("Cache-Control", "no-store")
+			r.ResponseWriter.WriteHeader(http.StatusInternalServerError)
+			_, _ = r.ResponseWriter.Write([]byte(`{"errors":["internal error"]}` + "\n"))
+			return
+		}
+	}
+	if r.dropped {
+		return
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.dropped {
+		return len(b), nil
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -137,6 +165,12 @@ type call struct {
 	req      *Request
 	// forwarded is set once the answer came from the leader.
 	forwarded bool
+	// Audit (audit_hook.go): the request's audit state (nil = not audited)
+	// and the answer the adapter decided on.
+	audit   *auditCall
+	decided bool
+	resp    *Response
+	err     error
 }
 
 // ServeHTTP is the generic adapter (STYLE.md §4): method → operation, body
@@ -231,6 +265,9 @@ func (s *server) serve(c *call) {
 
 	route, pathVals := s.router.find(r.URL.Path)
 	c.route = route
+	if !s.auditRequest(c, route, pathVals) {
+		return
+	}
 	var op *Op
 	if route != nil {
 		op = route.Ops[c.op]
@@ -575,6 +612,7 @@ func (s *server) setIndexHeader(c *call) {
 // writeResponse renders a handler's answer: 204 for nil, the bare body of a
 // Bare route, else Vault's envelope.
 func (s *server) writeResponse(c *call, resp *Response) {
+	c.decide(resp, nil)
 	s.setIndexHeader(c)
 	if c.route.Bare {
 		st := http.StatusOK
@@ -607,7 +645,7 @@ func (s *server) writeResponse(c *call, resp *Response) {
 		st = resp.Status
 	}
 	env := &envelope{
-		RequestID: newUUID(),
+		RequestID: c.requestID(),
 		Data:      resp.Data,
 		Warnings:  resp.Warnings,
 		Auth:      resp.Auth,
@@ -622,6 +660,7 @@ func (s *server) writeResponse(c *call, resp *Response) {
 
 // writeError renders {"errors":[…]} with the status from errorResponse.
 func (s *server) writeError(c *call, err error) {
+	c.decide(nil, err)
 	ae := errorResponse(err)
 	if ae.Status >= 500 && ae.Status != http.StatusServiceUnavailable {
 		s.log.Error("request failed", "method", c.r.Method, "status", ae.Status, "error", err)

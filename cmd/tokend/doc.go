@@ -6,6 +6,7 @@
 //	tokend token lookup [TOKEN]    look a token up (no argument: the caller's own)
 //	tokend token renew [TOKEN]     renew a token (no argument: the caller's own)
 //	tokend token revoke [TOKEN]    revoke a token and its descendants
+//	tokend bench [flags]           load generator for the token API (bench.go)
 //	tokend operator members        the gossip view of the cluster
 //	tokend operator raft list-peers  the raft configuration
 //	tokend version                 print the version

@@ -57,6 +57,7 @@ var commands = []command{
 	{"token lookup", "show a token's properties (no argument: the caller's token)", tokenLookup},
 	{"token renew", "renew a token's lease (no argument: the caller's token)", tokenRenew},
 	{"token revoke", "revoke a token and its descendants", tokenRevoke},
+	{"bench", "generate load on the token API and report ops/s and latency", benchCmd},
 	{"operator members", "list the cluster members as gossip sees them", operatorMembers},
 	{"operator raft list-peers", "list the servers of the raft configuration", operatorRaftListPeers},
 	{"version", "print the version", func(e *env, _ []string) int {

@@ -8,6 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,6 +19,7 @@ import (
 	"github.com/tokend/tokend/cluster"
 	"github.com/tokend/tokend/config"
 	"github.com/tokend/tokend/httpapi"
+	"github.com/tokend/tokend/httpapi/audit"
 )
 
 // HTTP server limits. Writes wait at most a few seconds for a leader and
@@ -85,6 +90,13 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	httpAddr := ln.Addr().String()
 
+	auditLog, stopAudit, err := openAudit(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopAudit()
+
 	node, err := cluster.New(cluster.Config{
 		NodeID:          cfg.NodeID,
 		DataDir:         cfg.DataDir,
@@ -106,10 +118,12 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	httpLog := logger.Named("http")
 	srv := &http.Server{
 		Handler: httpapi.New(node, httpapi.Options{
-			Logger:      httpLog,
-			MaxStale:    cfg.MaxStale,
-			Version:     version,
-			ClusterName: "tokend",
+			Logger:        httpLog,
+			MaxStale:      cfg.MaxStale,
+			Version:       version,
+			ClusterName:   "tokend",
+			Audit:         auditLog,
+			AuditFailOpen: cfg.AuditFailOpen,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -199,4 +213,49 @@ You may need to set the following environment variables:
 		return
 	}
 	fmt.Fprintf(w, "The root token is displayed below; it never expires:\n\nRoot Token: %s\n\n", root)
+}
+
+// openAudit opens -audit-file (nil when unset) and reopens it on SIGHUP, so
+// that logrotate can move the file away and signal. stop ends the SIGHUP
+// handling and closes (syncs) the file; call it after the HTTP server has
+// drained.
+func openAudit(cfg config.Config, logger hclog.Logger) (l *audit.Log, stop func(), err error) {
+	if cfg.AuditFile == "" {
+		return nil, func() {}, nil
+	}
+	l, err = audit.OpenFile(cfg.AuditFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-audit-file: %w", err)
+	}
+	log := logger.Named("audit")
+	log.Info("audit log enabled", "path", cfg.AuditFile, "fail_open", cfg.AuditFailOpen)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-hup:
+				if err := l.Reopen(); err != nil {
+					log.Error("audit log reopen failed; still writing the old file", "path", cfg.AuditFile, "error", err)
+				} else {
+					log.Info("audit log reopened", "path", cfg.AuditFile)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	stop = func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+		if err := l.Close(); err != nil {
+			log.Error("audit log close failed", "error", err)
+		}
+	}
+	return l, stop, nil
 }
