@@ -22,6 +22,26 @@ type FSM struct {
 	// policyVersion mirrors st.policyGen for lock-free reads; it is stored
 	// under mu after every Apply and Restore.
 	policyVersion atomic.Uint64
+	// ident mirrors st's cluster identity for lock-free reads (every request
+	// reads it for X-Vault-Index): stored under mu after every Apply and
+	// Restore; nil until a SetClusterIdent was applied.
+	ident atomic.Pointer[clusterIdent]
+}
+
+// clusterIdent is an immutable copy of the cluster identity.
+type clusterIdent struct {
+	id  string
+	key []byte
+}
+
+// publish refreshes the lock-free mirrors of st; the caller holds mu.
+func (f *FSM) publish() {
+	f.policyVersion.Store(f.st.policyGen)
+	if f.st.clusterID == "" {
+		f.ident.Store(nil)
+	} else if cur := f.ident.Load(); cur == nil || cur.id != f.st.clusterID {
+		f.ident.Store(&clusterIdent{id: f.st.clusterID, key: slices.Clone(f.st.indexKey)})
+	}
 }
 
 var _ Reader = (*FSM)(nil)
@@ -60,7 +80,7 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 	defer f.mu.Unlock()
 	res := r.apply(f.st, c)
 	f.applied = index
-	f.policyVersion.Store(f.st.policyGen)
+	f.publish()
 	return res
 }
 
@@ -134,9 +154,12 @@ func (f *FSM) Initialized() bool {
 
 // ClusterIdent implements Reader.
 func (f *FSM) ClusterIdent() (id string, indexKey []byte) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.st.clusterID, slices.Clone(f.st.indexKey)
+	// Lock-free: readers never queue behind Apply's write lock for this.
+	ci := f.ident.Load()
+	if ci == nil {
+		return "", nil
+	}
+	return ci.id, slices.Clone(ci.key)
 }
 
 // NextExpiry implements Reader.

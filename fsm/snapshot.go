@@ -244,7 +244,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	// every value readers have seen, so no cache entry survives.
 	st.policyGen = f.st.policyGen + 1
 	f.st, f.applied = st, applied
-	f.policyVersion.Store(st.policyGen)
+	f.publish()
 	f.mu.Unlock()
 	return nil
 }

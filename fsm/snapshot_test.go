@@ -289,3 +289,34 @@ func mustEncode(tb testing.TB, c Command) []byte {
 	}
 	return b
 }
+
+func TestClusterIdentFollowsApplyAndRestore(t *testing.T) {
+	f := New()
+	if id, key := f.ClusterIdent(); id != "" || key != nil {
+		t.Fatalf("fresh FSM has identity %q %x", id, key)
+	}
+	mustApply(t, f, SetClusterIdent{ClusterID: "c1", IndexKey: []byte("0123456789abcdef0123456789abcdef")})
+	mustApply(t, f, SetClusterIdent{ClusterID: "c2", IndexKey: []byte("ignored-because-first-one-wins!!")})
+	id, key := f.ClusterIdent()
+	if id != "c1" || string(key) != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("identity = %q %q, want the first one", id, key)
+	}
+	key[0] = 'X' // callers get a copy
+	if _, again := f.ClusterIdent(); again[0] != '0' {
+		t.Fatal("ClusterIdent returned the stored key, not a copy")
+	}
+
+	restored := New()
+	if err := restored.Restore(bytes.NewReader(snapshotBytes(t, f))); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := restored.ClusterIdent(); id != "c1" {
+		t.Fatalf("restored identity = %q, want c1", id)
+	}
+	if err := restored.Restore(bytes.NewReader(snapshotBytes(t, New()))); err != nil {
+		t.Fatal(err)
+	}
+	if id, key := restored.ClusterIdent(); id != "" || key != nil {
+		t.Fatalf("identity after restoring an empty snapshot = %q %x", id, key)
+	}
+}
