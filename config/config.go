@@ -30,7 +30,15 @@ type Config struct {
 
 	AuditFile     string // -audit-file: audit log (JSON lines, secrets hashed); "" = no audit log
 	AuditFailOpen bool   // -audit-fail-open: serve requests that cannot be audited (default: refuse with 500)
+
+	TLSCertFile     string // -tls-cert-file: PEM certificate (chain) of the HTTP API; "" = plain HTTP
+	TLSKeyFile      string // -tls-key-file: PEM private key of -tls-cert-file; set both or neither
+	TLSClientCAFile string // -tls-client-ca-file: request client certificates and verify those given against this CA
+	TLSMinVersion   string // -tls-min-version: "tls12" (default) or "tls13"
 }
+
+// TLSEnabled reports whether the HTTP API is served over TLS.
+func (c Config) TLSEnabled() bool { return c.TLSCertFile != "" }
 
 // String renders the configuration for humans and logs. The cluster key is
 // never included, only whether one is set.
@@ -70,6 +78,10 @@ func (c Config) LogFields() []any {
 		"config_file", c.ConfigFile,
 		"audit_file", c.AuditFile,
 		"audit_fail_open", c.AuditFailOpen,
+		"tls", c.TLSEnabled(),
+		"tls_cert_file", c.TLSCertFile,
+		"tls_client_ca_file", c.TLSClientCAFile,
+		"tls_min_version", c.TLSMinVersion,
 	}
 }
 

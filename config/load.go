@@ -24,6 +24,8 @@ const (
 	DefaultGossipAddr = "127.0.0.1:8301"
 	DefaultMaxStale   = time.Second
 	DefaultLogLevel   = "info"
+	// DefaultTLSMinVersion is the oldest TLS version the HTTP API accepts.
+	DefaultTLSMinVersion = "tls12"
 	// DevNodeID is the node ID of a -dev node unless -node-id is given.
 	DevNodeID = "dev"
 )
@@ -146,6 +148,18 @@ var options = []option{
 			c.AuditFailOpen = b
 			return nil
 		}},
+	{name: "tls-cert-file", arg: "PATH", def: "none (plain HTTP)",
+		usage: "serve the HTTP API over TLS with this PEM certificate (leaf first, then intermediates); needs -tls-key-file; reloaded on SIGHUP",
+		set:   func(c *Config, v string) error { c.TLSCertFile = strings.TrimSpace(v); return nil }},
+	{name: "tls-key-file", arg: "PATH", def: "none",
+		usage: "PEM private key of -tls-cert-file; reloaded on SIGHUP",
+		set:   func(c *Config, v string) error { c.TLSKeyFile = strings.TrimSpace(v); return nil }},
+	{name: "tls-client-ca-file", arg: "PATH", def: "none (no client certificates requested)",
+		usage: "request client certificates and reject a connection whose certificate does not verify against this PEM CA bundle; clients without a certificate are still served (authorisation is by token)",
+		set:   func(c *Config, v string) error { c.TLSClientCAFile = strings.TrimSpace(v); return nil }},
+	{name: "tls-min-version", arg: "VERSION", def: DefaultTLSMinVersion,
+		usage: "oldest TLS version accepted: tls12 or tls13",
+		set:   func(c *Config, v string) error { c.TLSMinVersion = strings.ToLower(strings.TrimSpace(v)); return nil }},
 }
 
 // origin says where a raw value came from, for error messages.
@@ -284,6 +298,7 @@ func build(raw map[string]origin) (Config, error) {
 	c.GossipAddr = DefaultGossipAddr
 	c.MaxStale = DefaultMaxStale
 	c.LogLevel = DefaultLogLevel
+	c.TLSMinVersion = DefaultTLSMinVersion
 	if c.Dev {
 		// A dev node is a cluster of one. Without -dev there is no default:
 		// 1 on a node meant to join others would bootstrap a split cluster.

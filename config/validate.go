@@ -77,6 +77,9 @@ func (c Config) Validate() error {
 	if c.AuditFailOpen && c.AuditFile == "" {
 		return invalid("-audit-fail-open requires -audit-file")
 	}
+	if err := c.validTLS(); err != nil {
+		return err
+	}
 	if c.DevRootTokenID != "" {
 		if !c.Dev {
 			return invalid("-dev-root-token-id requires -dev")

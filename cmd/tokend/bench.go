@@ -229,7 +229,7 @@ func parseBenchFlags(getenv func(string) string, argv []string, stdout io.Writer
 		return nil, usagef("no token: set -token, TOKEND_TOKEN or VAULT_TOKEN")
 	}
 	if !c.skipVerify {
-		c.skipVerify = parseBoolLooseEnv(getenv("VAULT_SKIP_VERIFY"))
+		c.skipVerify = parseBoolLooseEnv(firstNonEmpty(getenv("TOKEND_SKIP_VERIFY"), getenv("VAULT_SKIP_VERIFY")))
 	}
 	return c, nil
 }

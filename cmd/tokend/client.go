@@ -130,6 +130,9 @@ func newClient(getenv func(string) string, address string) (*api.Client, error) 
 		return nil, cfg.Error
 	}
 	cfg.Address = addr
+	if err := cfg.ConfigureTLS(clientTLS(getenv)); err != nil {
+		return nil, fmt.Errorf("TLS client settings: %w", err)
+	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -142,6 +145,24 @@ func newClient(getenv func(string) string, address string) (*api.Client, error) 
 		c.ClearToken()
 	}
 	return c, nil
+}
+
+// clientTLS reads the client's TLS settings from the environment, each
+// TOKEND_ variable before its VAULT_ twin. api.DefaultConfig has already
+// applied the VAULT_ variables of the process environment; this applies
+// getenv on top, so TOKEND_ aliases (and tests' environments) reach the same
+// settings. Unset fields leave the defaults alone.
+func clientTLS(getenv func(string) string) *api.TLSConfig {
+	get := func(name string) string { return firstNonEmpty(getenv("TOKEND_"+name), getenv("VAULT_"+name)) }
+	insecure, _ := strconv.ParseBool(get("SKIP_VERIFY"))
+	return &api.TLSConfig{
+		CACert:        get("CACERT"),
+		CAPath:        get("CAPATH"),
+		ClientCert:    get("CLIENT_CERT"),
+		ClientKey:     get("CLIENT_KEY"),
+		TLSServerName: get("TLS_SERVER_NAME"),
+		Insecure:      insecure,
+	}
 }
 
 func firstNonEmpty(vs ...string) string {

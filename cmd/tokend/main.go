@@ -101,6 +101,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `
 Client commands talk to TOKEND_ADDR (else VAULT_ADDR, else
 http://127.0.0.1:8200) with the token in TOKEND_TOKEN (else VAULT_TOKEN).
+For https, TOKEND_CACERT/VAULT_CACERT (or _CAPATH) names the CA to trust,
+TOKEND_CLIENT_CERT/_CLIENT_KEY a client certificate, and _SKIP_VERIFY=true
+turns verification off.
 Run "tokend <command> -h" for the flags of a command.
 `)
 }

@@ -90,6 +90,14 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	httpAddr := ln.Addr().String()
 
+	tlsConfig, certs, err := serverTLSConfig(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	stopReload := watchCertReload(certs, logger)
+	defer stopReload()
+
 	auditLog, stopAudit, err := openAudit(cfg, logger)
 	if err != nil {
 		ln.Close()
@@ -130,15 +138,23 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsConfig,
 		ErrorLog:          httpLog.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("http api listening", "http_addr", httpAddr)
+	scheme := "http"
+	if tlsConfig != nil {
+		// The certificate comes from TLSConfig.GetCertificate; ServeTLS adds h2.
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	logger.Info("http api listening", "http_addr", httpAddr, "tls", tlsConfig != nil)
 
 	var runErr error
 	if cfg.Dev {
-		runErr = devInit(ctx, node, cfg, tempDir, "http://"+httpAddr, stdout, logger)
+		runErr = devInit(ctx, node, cfg, tempDir, scheme+"://"+httpAddr, stdout, logger)
 	}
 	if runErr == nil {
 		select {
@@ -185,13 +201,15 @@ func devInit(ctx context.Context, node *cluster.Node, cfg config.Config, tempDir
 		}
 		logger.Info("dev: store already initialised; keeping its root token", "data_dir", cfg.DataDir)
 	}
-	devBanner(stdout, apiAddr, root, cfg.DataDir, tempDir)
+	devBanner(stdout, apiAddr, root, cfg.DataDir, tempDir, cfg.TLSCertFile)
 	return nil
 }
 
 // devBanner is Vault's dev banner, adapted. It is the one place tokend
 // prints a token ID.
-func devBanner(w io.Writer, apiAddr, root, dataDir string, tempDir bool) {
+// With TLS (certFile set) it also says how to make clients trust the
+// certificate.
+func devBanner(w io.Writer, apiAddr, root, dataDir string, tempDir bool, certFile string) {
 	removed := ""
 	if tempDir {
 		removed = " (removed at exit)"
@@ -208,6 +226,15 @@ You may need to set the following environment variables:
     $ export TOKEND_ADDR='%s'
 
 `, version, dataDir, removed, apiAddr, apiAddr)
+	if certFile != "" {
+		fmt.Fprintf(w, `The API is served over TLS with %s. Point clients at the CA
+certificate that signed it (or at the certificate itself if self-signed):
+
+    $ export VAULT_CACERT='/path/to/ca.pem'
+    $ export TOKEND_CACERT='/path/to/ca.pem'
+
+`, certFile)
+	}
 	if root == "" {
 		fmt.Fprint(w, "The store was already initialised; use the root token printed when it was created.\n\n")
 		return
