@@ -256,6 +256,25 @@ func openAudit(cfg config.Config, logger hclog.Logger) (l *audit.Log, stop func(
 	}
 	log := logger.Named("audit")
 	log.Info("audit log enabled", "path", cfg.AuditFile, "fail_open", cfg.AuditFailOpen)
+	stopHUP := onSIGHUP(func() {
+		if err := l.Reopen(); err != nil {
+			log.Error("audit log reopen failed; still writing the old file", "path", cfg.AuditFile, "error", err)
+		} else {
+			log.Info("audit log reopened", "path", cfg.AuditFile)
+		}
+	})
+	stop = func() {
+		stopHUP()
+		if err := l.Close(); err != nil {
+			log.Error("audit log close failed", "error", err)
+		}
+	}
+	return l, stop, nil
+}
+
+// onSIGHUP calls fn for every SIGHUP until stop is called; stop waits for a
+// running fn to finish.
+func onSIGHUP(fn func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -266,23 +285,15 @@ func openAudit(cfg config.Config, logger hclog.Logger) (l *audit.Log, stop func(
 		for {
 			select {
 			case <-hup:
-				if err := l.Reopen(); err != nil {
-					log.Error("audit log reopen failed; still writing the old file", "path", cfg.AuditFile, "error", err)
-				} else {
-					log.Info("audit log reopened", "path", cfg.AuditFile)
-				}
+				fn()
 			case <-done:
 				return
 			}
 		}
 	}()
-	stop = func() {
+	return func() {
 		signal.Stop(hup)
 		close(done)
 		wg.Wait()
-		if err := l.Close(); err != nil {
-			log.Error("audit log close failed", "error", err)
-		}
 	}
-	return l, stop, nil
 }

@@ -4,10 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -119,27 +116,7 @@ func watchCertReload(h *certHolder, logger hclog.Logger) (stop func()) {
 		return func() {}
 	}
 	log := logger.Named("tls")
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-hup:
-				reloadCert(h, log)
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
-		wg.Wait()
-	}
+	return onSIGHUP(func() { reloadCert(h, log) })
 }
 
 // reloadCert is one SIGHUP: reload and log the outcome.
