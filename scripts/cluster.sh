@@ -6,6 +6,9 @@
 #   scripts/cluster.sh stop        SIGTERM every node and wait for it to exit
 #   scripts/cluster.sh status      which nodes run and who leads
 #   scripts/cluster.sh leader-pid  the pid of the current leader (for kill -9)
+#   scripts/cluster.sh follower-addr  the HTTP API URL of a running node that is
+#                                  not the leader (a client address that survives
+#                                  killing the leader)
 #
 # Node N (1-3) listens on HTTP 82N0, raft 82N1, gossip 83N1 — node1 is
 # 8200/8201/8301, node2 8210/8211/8311, node3 8220/8221/8321 — and keeps its
@@ -174,13 +177,28 @@ cmd_leader_pid() {
 	return 1
 }
 
+cmd_follower_addr() {
+	local n l
+	for n in "${NODES[@]}"; do
+		running "$n" || continue
+		l=$(leader_addr "$n")
+		if [ -n "$l" ] && [ "$l" != "$(api "$n")" ]; then
+			api "$n"
+			return 0
+		fi
+	done
+	echo "no running follower" >&2
+	return 1
+}
+
 case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 leader-pid) cmd_leader_pid ;;
+follower-addr) cmd_follower_addr ;;
 *)
-	echo "usage: $0 start|stop|status|leader-pid" >&2
+	echo "usage: $0 start|stop|status|leader-pid|follower-addr" >&2
 	exit 2
 	;;
 esac
