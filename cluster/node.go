@@ -141,6 +141,11 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// After setupRaft: raft creates its snapshot dir with a fixed 0755.
+	if err := secureDataDir(cfg.DataDir, n.logger); err != nil {
+		n.closeRaft()
+		return nil, err
+	}
 	n.meta = nodeMeta{
 		ID:           n.id,
 		RaftAddr:     n.raftAddr,

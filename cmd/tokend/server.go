@@ -48,6 +48,10 @@ func runServerCmd(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, err)
 		return exitFailure
 	}
+	// Everything a server creates (raft log, snapshots, audit log) is for
+	// the tokend user only: raft creates snapshot dirs 0755 and files 0644,
+	// which this umask turns into 0700 and 0600.
+	syscall.Umask(0o077)
 	tempDir := cfg.Dev && cfg.DataDir == "" // PrepareDataDir makes one, removed at exit
 	remove, err := cfg.PrepareDataDir()
 	if err != nil {
