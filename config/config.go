@@ -35,6 +35,11 @@ type Config struct {
 	TLSKeyFile      string // -tls-key-file: PEM private key of -tls-cert-file; set both or neither
 	TLSClientCAFile string // -tls-client-ca-file: request client certificates and verify those given against this CA
 	TLSMinVersion   string // -tls-min-version: "tls12" (default) or "tls13"
+
+	RateLimit             float64 // -rate-limit: requests/s per client address; 0 = off (default)
+	RateLimitBurst        int     // -rate-limit-burst: requests at once per client address
+	RateLimitBadAuth      float64 // -rate-limit-bad-auth: failed authentications/s per client address; 0 = off
+	RateLimitBadAuthBurst int     // -rate-limit-bad-auth-burst: failed authentications at once per client address
 }
 
 // TLSEnabled reports whether the HTTP API is served over TLS.
@@ -82,6 +87,10 @@ func (c Config) LogFields() []any {
 		"tls_cert_file", c.TLSCertFile,
 		"tls_client_ca_file", c.TLSClientCAFile,
 		"tls_min_version", c.TLSMinVersion,
+		"rate_limit", c.RateLimit,
+		"rate_limit_burst", c.RateLimitBurst,
+		"rate_limit_bad_auth", c.RateLimitBadAuth,
+		"rate_limit_bad_auth_burst", c.RateLimitBadAuthBurst,
 	}
 }
 

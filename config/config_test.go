@@ -59,6 +59,10 @@ func TestLoadDefaults(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		TLSMinVersion:   "tls12",
+
+		RateLimitBurst:        DefaultRateLimitBurst,
+		RateLimitBadAuth:      DefaultRateLimitBadAuth,
+		RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %#v\nwant %#v", got, want)
@@ -146,7 +150,7 @@ join       = ["127.0.0.1:1", "127.0.0.1:2"]
 			"TOKEND_LOG_FORMAT", "text"), func(t *testing.T, c Config) {
 			want := Config{NodeID: "e1", DataDir: dir, HTTPAddr: "127.0.0.1:1200", RaftAddr: "127.0.0.1:1201",
 				GossipAddr: "127.0.0.1:1301", Join: []string{"127.0.0.1:1", "127.0.0.1:2"}, BootstrapExpect: 3,
-				ClusterKey: bytes.Repeat([]byte{1}, 16), MaxStale: 250 * time.Millisecond, LogLevel: "warn", LogFormat: "text", TLSMinVersion: "tls12"}
+				ClusterKey: bytes.Repeat([]byte{1}, 16), MaxStale: 250 * time.Millisecond, LogLevel: "warn", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %#v\nwant %#v", c, want)
 			}
@@ -156,7 +160,7 @@ join       = ["127.0.0.1:1", "127.0.0.1:2"]
 			"-max-stale", "7", "-log-level", "trace", "-log-format", "json"}, env(), func(t *testing.T, c Config) {
 			want := Config{NodeID: "f1", DataDir: dir, HTTPAddr: "localhost:1", RaftAddr: "localhost:2",
 				GossipAddr: "localhost:3", Join: []string{"localhost:4"}, BootstrapExpect: 5,
-				ClusterKey: bytes.Repeat([]byte{2}, 32), MaxStale: 7 * time.Second, LogLevel: "trace", LogFormat: "json", TLSMinVersion: "tls12"}
+				ClusterKey: bytes.Repeat([]byte{2}, 32), MaxStale: 7 * time.Second, LogLevel: "trace", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %#v\nwant %#v", c, want)
 			}
@@ -201,7 +205,7 @@ log_level        = "warn"
 dev              = false
 `, Config{NodeID: "n1", DataDir: dir, HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr, GossipAddr: DefaultGossipAddr,
 			Join: []string{"127.0.0.1:8301", "127.0.0.1:8311"}, BootstrapExpect: 3, ClusterKey: bytes.Repeat([]byte{1}, 16),
-			MaxStale: 1500 * time.Millisecond, LogLevel: "warn", LogFormat: "json", TLSMinVersion: "tls12"}},
+			MaxStale: 1500 * time.Millisecond, LogLevel: "warn", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
 		{"json", "c.json", `{
   "node_id": "n2",
   "data_dir": "` + dir + `",
@@ -213,10 +217,10 @@ dev              = false
   "max_stale": 2,
   "log_format": "text"
 }`, Config{NodeID: "n2", DataDir: dir, HTTPAddr: "127.0.0.1:8210", RaftAddr: "127.0.0.1:8211", GossipAddr: "127.0.0.1:8311",
-			Join: []string{"127.0.0.1:8301"}, BootstrapExpect: 3, MaxStale: 2 * time.Second, LogLevel: "info", LogFormat: "text", TLSMinVersion: "tls12"}},
+			Join: []string{"127.0.0.1:8301"}, BootstrapExpect: 3, MaxStale: 2 * time.Second, LogLevel: "info", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
 		{"hcl dev", "dev.hcl", `dev = true
 dev_root_token_id = "root"`, Config{NodeID: "dev", HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr, GossipAddr: DefaultGossipAddr,
-			BootstrapExpect: 1, MaxStale: time.Second, LogLevel: "info", LogFormat: "text", Dev: true, DevRootTokenID: "root", TLSMinVersion: "tls12"}},
+			BootstrapExpect: 1, MaxStale: time.Second, LogLevel: "info", LogFormat: "text", Dev: true, DevRootTokenID: "root", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,7 +282,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, nil, "", "invalid config: flag provided but not defined: -nope"},
 		{"positional argument", with("extra"), nil, "", `invalid config: unexpected argument "extra" (flags only; see tokend server -h)`},
 		{"missing config file", []string{"-config", filepath.Join(dir, "missing.hcl")}, nil, "", "invalid config: -config: open …"},
-		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_stale, node_id, raft_addr, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version)`},
+		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_stale, node_id, raft_addr, rate_limit, rate_limit_bad_auth, rate_limit_bad_auth_burst, rate_limit_burst, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version)`},
 		{"unknown json key", nil, nil, `{"data_dir": "x", "dataDir": "y"}`, `invalid config: FILE: unknown key "dataDir" …`},
 		{"config key in file", nil, nil, `config = "other.hcl"`, `invalid config: FILE: unknown key "config" …`},
 		{"nested block", nil, nil, "listener \"tcp\" {\n address = \"x\"\n}", `invalid config: FILE: listener: nested blocks are not supported`},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -26,6 +27,13 @@ const (
 	DefaultLogLevel   = "info"
 	// DefaultTLSMinVersion is the oldest TLS version the HTTP API accepts.
 	DefaultTLSMinVersion = "tls12"
+	// Rate limits per client address (see -rate-limit*): requests are not
+	// limited by default; failed authentications are, far above what a
+	// client with a valid token ever produces.
+	DefaultRateLimit             = 0
+	DefaultRateLimitBurst        = 4000
+	DefaultRateLimitBadAuth      = 20
+	DefaultRateLimitBadAuthBurst = 100
 	// DevNodeID is the node ID of a -dev node unless -node-id is given.
 	DevNodeID = "dev"
 )
@@ -160,6 +168,38 @@ var options = []option{
 	{name: "tls-min-version", arg: "VERSION", def: DefaultTLSMinVersion,
 		usage: "oldest TLS version accepted: tls12 or tls13",
 		set:   func(c *Config, v string) error { c.TLSMinVersion = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{name: "rate-limit", arg: "N", def: "0 (off)",
+		usage: "requests per second allowed from one client address (token bucket of -rate-limit-burst); more get 429 with Retry-After; 0 = no limit; sys/health is exempt",
+		set:   func(c *Config, v string) error { return setRate(&c.RateLimit, v) }},
+	{name: "rate-limit-burst", arg: "N", def: strconv.Itoa(DefaultRateLimitBurst),
+		usage: "requests one client address may send at once before -rate-limit applies",
+		set:   func(c *Config, v string) error { return setInt(&c.RateLimitBurst, v) }},
+	{name: "rate-limit-bad-auth", arg: "N", def: strconv.Itoa(DefaultRateLimitBadAuth),
+		usage: "failed authentications (403 invalid token) per second allowed from one client address; once -rate-limit-bad-auth-burst is used up, every request from that address gets 429 with Retry-After until the budget refills; keyed by address, so changing the token does not help; 0 = no limit",
+		set:   func(c *Config, v string) error { return setRate(&c.RateLimitBadAuth, v) }},
+	{name: "rate-limit-bad-auth-burst", arg: "N", def: strconv.Itoa(DefaultRateLimitBadAuthBurst),
+		usage: "failed authentications one client address may make at once before -rate-limit-bad-auth applies",
+		set:   func(c *Config, v string) error { return setInt(&c.RateLimitBadAuthBurst, v) }},
+}
+
+// setRate parses a non-negative, finite rate per second.
+func setRate(dst *float64, v string) error {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("not a number: %q", v)
+	}
+	*dst = f
+	return nil
+}
+
+// setInt parses an integer.
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("not an integer: %q", v)
+	}
+	*dst = n
+	return nil
 }
 
 // origin says where a raw value came from, for error messages.
@@ -299,6 +339,10 @@ func build(raw map[string]origin) (Config, error) {
 	c.MaxStale = DefaultMaxStale
 	c.LogLevel = DefaultLogLevel
 	c.TLSMinVersion = DefaultTLSMinVersion
+	c.RateLimit = DefaultRateLimit
+	c.RateLimitBurst = DefaultRateLimitBurst
+	c.RateLimitBadAuth = DefaultRateLimitBadAuth
+	c.RateLimitBadAuthBurst = DefaultRateLimitBadAuthBurst
 	if c.Dev {
 		// A dev node is a cluster of one. Without -dev there is no default:
 		// 1 on a node meant to join others would bootstrap a split cluster.

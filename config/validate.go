@@ -80,6 +80,12 @@ func (c Config) Validate() error {
 	if err := c.validTLS(); err != nil {
 		return err
 	}
+	if err := validRate("rate-limit", c.RateLimit, c.RateLimitBurst); err != nil {
+		return err
+	}
+	if err := validRate("rate-limit-bad-auth", c.RateLimitBadAuth, c.RateLimitBadAuthBurst); err != nil {
+		return err
+	}
 	if c.DevRootTokenID != "" {
 		if !c.Dev {
 			return invalid("-dev-root-token-id requires -dev")
@@ -210,6 +216,20 @@ func validAuditFile(path string) error {
 	}
 	if !fi.IsDir() {
 		return invalid("-audit-file %q: %q is not a directory", path, dir)
+	}
+	return nil
+}
+
+// validRate checks a rate limit (-NAME) and its burst (-NAME-burst).
+func validRate(name string, rate float64, burst int) error {
+	if rate < 0 || rate != rate {
+		return invalid("-%s must be >= 0 (got %v)", name, rate)
+	}
+	if burst < 0 {
+		return invalid("-%s-burst must be >= 0 (got %d)", name, burst)
+	}
+	if rate > 0 && burst < 1 {
+		return invalid("-%s-burst must be >= 1 when -%s is set (got %d)", name, name, burst)
 	}
 	return nil
 }

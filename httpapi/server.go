@@ -54,6 +54,9 @@ type Options struct {
 	// AuditFailOpen lets requests proceed when an audit entry cannot be
 	// written (logged at Error). The default, false, answers 500 instead.
 	AuditFailOpen bool
+	// RateLimiter, when set, limits requests and failed authentications
+	// per client address (ratelimit.go); nil = no limits.
+	RateLimiter *RateLimiter
 }
 
 // server is the generic adapter plus the handlers of every route table.
@@ -208,6 +211,11 @@ func (s *server) serve(c *call) {
 		s.node.ServeInternal(c.w, r)
 		return
 	}
+	// Per-client-address rate limits (ratelimit.go), before anything else.
+	if !s.rateLimit(c) {
+		return
+	}
+	defer s.rateLimitDone(c)
 	if !knownMethods[r.Method] {
 		s.writeError(c, &apiError{Status: http.StatusMethodNotAllowed})
 		return

@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 			ClusterName:   "tokend",
 			Audit:         auditLog,
 			AuditFailOpen: cfg.AuditFailOpen,
+			RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
