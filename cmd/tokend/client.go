@@ -449,28 +449,17 @@ type member struct {
 }
 
 func operatorMembers(e *env, argv []string) int {
-	return clientCmd{
-		name: "operator members",
-		help: "Lists the cluster members as this node's gossip sees them.",
-		body: func(e *env, c *api.Client, cf clientFlags, _ []string) error {
-			raw, err := readJSON(e, c, "sys/members")
-			if err != nil {
-				return fmt.Errorf("list members: %w", err)
-			}
-			if cf.format == "json" {
-				return printJSON(e.stdout, raw)
-			}
-			var ms []member
-			if err := json.Unmarshal(findList(raw, "members"), &ms); err != nil {
-				return fmt.Errorf("list members: unexpected response: %w", err)
-			}
-			rows := make([][]string, 0, len(ms))
-			for _, m := range ms {
-				rows = append(rows, []string{m.Name, m.Addr, m.HTTPAddr, m.RaftAddr, m.Status, m.Version})
-			}
-			return writeTable(e.stdout, []string{"Node", "Address", "HTTP Address", "Raft Address", "Status", "Version"}, rows)
+	return listCmd(e, argv, listSpec[member]{
+		name:   "operator members",
+		help:   "Lists the cluster members as this node's gossip sees them.",
+		what:   "list members",
+		path:   "sys/members",
+		key:    "members",
+		header: []string{"Node", "Address", "HTTP Address", "Raft Address", "Status", "Version"},
+		row: func(m member) []string {
+			return []string{m.Name, m.Addr, m.HTTPAddr, m.RaftAddr, m.Status, m.Version}
 		},
-	}.run(e, argv)
+	})
 }
 
 // raftServer is one server of GET /v1/sys/storage/raft/configuration.
@@ -482,30 +471,55 @@ type raftServer struct {
 }
 
 func operatorRaftListPeers(e *env, argv []string) int {
+	return listCmd(e, argv, listSpec[raftServer]{
+		name:   "operator raft list-peers",
+		help:   "Lists the servers of the raft configuration, as Vault's \"operator raft list-peers\".",
+		what:   "list raft peers",
+		path:   "sys/storage/raft/configuration",
+		key:    "servers",
+		header: []string{"Node", "Address", "State", "Voter"},
+		row: func(s raftServer) []string {
+			state := "follower"
+			if s.Leader {
+				state = "leader"
+			}
+			return []string{s.NodeID, s.Address, state, strconv.FormatBool(s.Voter)}
+		},
+	})
+}
+
+// listSpec describes a command that reads one list from the API and prints
+// it as a table (or the raw JSON with -format=json).
+type listSpec[T any] struct {
+	name, help string
+	what       string // "list members": prefix of error messages
+	path       string // API path to GET
+	key        string // name of the list in the response
+	header     []string
+	row        func(T) []string
+}
+
+func listCmd[T any](e *env, argv []string, ls listSpec[T]) int {
 	return clientCmd{
-		name: "operator raft list-peers",
-		help: "Lists the servers of the raft configuration, as Vault's \"operator raft list-peers\".",
+		name: ls.name,
+		help: ls.help,
 		body: func(e *env, c *api.Client, cf clientFlags, _ []string) error {
-			raw, err := readJSON(e, c, "sys/storage/raft/configuration")
+			raw, err := readJSON(e, c, ls.path)
 			if err != nil {
-				return fmt.Errorf("list raft peers: %w", err)
+				return fmt.Errorf("%s: %w", ls.what, err)
 			}
 			if cf.format == "json" {
 				return printJSON(e.stdout, raw)
 			}
-			var ss []raftServer
-			if err := json.Unmarshal(findList(raw, "servers"), &ss); err != nil {
-				return fmt.Errorf("list raft peers: unexpected response: %w", err)
+			var items []T
+			if err := json.Unmarshal(findList(raw, ls.key), &items); err != nil {
+				return fmt.Errorf("%s: unexpected response: %w", ls.what, err)
 			}
-			rows := make([][]string, 0, len(ss))
-			for _, s := range ss {
-				state := "follower"
-				if s.Leader {
-					state = "leader"
-				}
-				rows = append(rows, []string{s.NodeID, s.Address, state, strconv.FormatBool(s.Voter)})
+			rows := make([][]string, 0, len(items))
+			for _, it := range items {
+				rows = append(rows, ls.row(it))
 			}
-			return writeTable(e.stdout, []string{"Node", "Address", "State", "Voter"}, rows)
+			return writeTable(e.stdout, ls.header, rows)
 		},
 	}.run(e, argv)
 }
