@@ -131,33 +131,64 @@ func applyRenewToken(s *state, c RenewToken) Result {
 	return Result{Token: &out, Warnings: warnings}
 }
 
-func applyRevokeTree(s *state, c RevokeTree) Result {
-	return Result{Revoked: s.revokeTree(c.Hash)}
+func applyRevokeTree(f *FSM, c RevokeTree) Result {
+	return Result{Revoked: f.revoke([]string{c.Hash})}
 }
 
-func applyRevokeOrphan(s *state, c RevokeOrphan) Result {
+func applyRevokeOrphan(f *FSM, c RevokeOrphan) Result {
+	s := f.st // read without mu: Apply is the only writer
 	if _, ok := s.tokens[c.Hash]; !ok {
 		return Result{Err: fmt.Errorf("revoke orphan: %w", ErrTokenNotFound)}
 	}
-	for _, ch := range s.sortedChildren(c.Hash) {
-		old := s.tokens[ch]
-		t := *old
-		t.Parent = ""
-		s.tokens[ch] = &t
+	kids := s.sortedChildren(c.Hash)
+	// reparent replaces each listed child's record by one without a parent.
+	// A child listed but not stored (only a corrupt index has one, see
+	// Tidy) is skipped.
+	reparent := func(s *state, kids []string) {
+		for _, ch := range kids {
+			if old, ok := s.tokens[ch]; ok {
+				t := *old // records are immutable: store a new one
+				t.Parent = ""
+				s.tokens[ch] = &t
+			}
+		}
 	}
-	s.remove(c.Hash)
+	if len(kids) <= f.chunk {
+		f.section(func(s *state) {
+			reparent(s, kids)
+			s.remove(c.Hash)
+		})
+		return Result{Revoked: 1}
+	}
+	// Many children: the token goes first, in one section that also
+	// publishes the children as orphans, then their records are replaced
+	// in chunks. Removing the token before reparenting leaves the same
+	// state as the other order (remove drops the children set either way).
+	orphans := make(map[string]struct{}, len(kids))
+	for _, ch := range kids {
+		orphans[ch] = struct{}{}
+	}
+	f.section(func(s *state) {
+		f.pend = &pending{orphans: orphans}
+		s.remove(c.Hash)
+	})
+	for i := 0; i < len(kids); i += f.chunk {
+		part := kids[i:min(i+f.chunk, len(kids))]
+		f.section(func(s *state) { reparent(s, part) })
+	}
 	return Result{Revoked: 1}
 }
 
-func applyRevokeAccessor(s *state, c RevokeAccessor) Result {
-	hash, ok := s.accessors[c.Accessor]
+func applyRevokeAccessor(f *FSM, c RevokeAccessor) Result {
+	hash, ok := f.st.accessors[c.Accessor]
 	if !ok || c.Accessor == "" {
 		return Result{Err: fmt.Errorf("revoke accessor %s: %w", c.Accessor, ErrTokenNotFound)}
 	}
-	return Result{Revoked: s.revokeTree(hash)}
+	return Result{Revoked: f.revoke([]string{hash})}
 }
 
-func applyUseToken(s *state, c UseToken) Result {
+func applyUseToken(f *FSM, c UseToken) Result {
+	s := f.st // read without mu: Apply is the only writer
 	old, ok := s.tokens[c.Hash]
 	if !ok || !s.validAt(old, c.Now) {
 		return Result{Err: fmt.Errorf("use token: %w", ErrTokenNotFound)}
@@ -169,7 +200,7 @@ func applyUseToken(s *state, c UseToken) Result {
 	case old.NumUses > 1:
 		t := *old
 		t.NumUses--
-		s.tokens[t.Hash] = &t
+		f.section(func(s *state) { s.tokens[t.Hash] = &t })
 		out := t.clone()
 		return Result{Token: &out}
 	default:
@@ -177,25 +208,20 @@ func applyUseToken(s *state, c UseToken) Result {
 		// and the tree goes away in this same command.
 		out := old.clone()
 		out.NumUses = -1
-		return Result{Token: &out, Revoked: s.revokeTree(c.Hash)}
+		return Result{Token: &out, Revoked: f.revoke([]string{c.Hash})}
 	}
 }
 
-func applyReapExpired(s *state, c ReapExpired) Result {
+func applyReapExpired(f *FSM, c ReapExpired) Result {
 	var due []string
-	s.expiry.Ascend(func(it expiryItem) bool {
+	f.st.expiry.Ascend(func(it expiryItem) bool {
 		if it.at > c.Now || (c.Limit > 0 && len(due) >= c.Limit) {
 			return false
 		}
 		due = append(due, it.hash)
 		return true
 	})
-	n := 0
-	for _, h := range due {
-		// Earlier subtrees may already have taken this one.
-		n += s.revokeTree(h)
-	}
-	return Result{Revoked: n}
+	return Result{Revoked: f.revoke(due)}
 }
 
 func applySetClusterIdent(s *state, c SetClusterIdent) Result {

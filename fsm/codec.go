@@ -15,12 +15,20 @@ type decodeFunc func(body []byte) (Command, error)
 // the whole change.
 type applyFunc func(s *state, c Command) Result
 
-// registration is one row of the command table.
+// largeFunc applies a command that may touch many tokens. It runs under the
+// FSM's writer lock (wmu) but not under mu: it reads the state freely (it is
+// the only writer), edits it only inside f.section, and publishes a pending
+// overlay first when it edits in more than one section. Like applyFunc it
+// either changes nothing and returns an error, or applies the whole change.
+type largeFunc func(f *FSM, c Command) Result
+
+// registration is one row of the command table: apply or large is set.
 type registration struct {
 	name     string
 	version  uint8 // version written by Encode
 	decoders map[uint8]decodeFunc
 	apply    applyFunc
+	large    largeFunc
 }
 
 // registry maps every known command type to its codec and apply function.
@@ -41,24 +49,37 @@ func register[C Command](t Type, name string, apply func(s *state, c C) Result) 
 	}
 }
 
+// registerLarge is register for a command applied by a largeFunc.
+func registerLarge[C Command](t Type, name string, apply func(f *FSM, c C) Result) {
+	if _, dup := registry[t]; dup {
+		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
+	}
+	registry[t] = &registration{
+		name:     name,
+		version:  1,
+		decoders: map[uint8]decodeFunc{1: decodeJSON[C]},
+		large:    func(f *FSM, c Command) Result { return apply(f, c.(C)) },
+	}
+}
+
 func init() {
 	register(TypeCreateToken, "create_token", applyCreateToken)
 	register(TypeRenewToken, "renew_token", applyRenewToken)
-	register(TypeRevokeTree, "revoke_tree", applyRevokeTree)
-	register(TypeRevokeOrphan, "revoke_orphan", applyRevokeOrphan)
-	register(TypeRevokeAccessor, "revoke_accessor", applyRevokeAccessor)
-	register(TypeUseToken, "use_token", applyUseToken)
-	register(TypeReapExpired, "reap_expired", applyReapExpired)
+	registerLarge(TypeRevokeTree, "revoke_tree", applyRevokeTree)
+	registerLarge(TypeRevokeOrphan, "revoke_orphan", applyRevokeOrphan)
+	registerLarge(TypeRevokeAccessor, "revoke_accessor", applyRevokeAccessor)
+	registerLarge(TypeUseToken, "use_token", applyUseToken)
+	registerLarge(TypeReapExpired, "reap_expired", applyReapExpired)
 	register(TypeInitRoot, "init_root", applyInitRoot)
 	register(TypeSetClusterIdent, "set_cluster_ident", applySetClusterIdent)
 	register(TypeSetPolicy, "set_policy", applySetPolicy)
 	register(TypeDeletePolicy, "delete_policy", applyDeletePolicy)
 	register(TypeSetRole, "set_role", applySetRole)
 	register(TypeDeleteRole, "delete_role", applyDeleteRole)
-	register(TypeRevokePrefix, "revoke_prefix", applyRevokePrefix)
+	registerLarge(TypeRevokePrefix, "revoke_prefix", applyRevokePrefix)
 	register(TypeRotateBatchKey, "rotate_batch_key", applyRotateBatchKey)
 	register(TypePruneBatchKeys, "prune_batch_keys", applyPruneBatchKeys)
-	register(TypeTidy, "tidy", applyTidy)
+	registerLarge(TypeTidy, "tidy", applyTidy)
 }
 
 // decodeJSON decodes a JSON body into a fresh C. Unknown fields are ignored:

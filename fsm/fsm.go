@@ -11,13 +11,34 @@ import (
 // goroutine (raft's FSM goroutine) in log order; every reader method is safe
 // for concurrent use and returns copies.
 //
-// Lock order: mu is the only lock. Apply and Restore hold it for writing;
-// readers and Snapshot hold it for reading. The state behind st is replaced
-// whole by Restore, never edited from outside Apply.
+// Locks, in order: wmu, then mu. wmu serialises the writers (Apply, Restore,
+// CorruptIndexForTest) and is held for a whole command; Snapshot and Check
+// take it too, to see a settled state. mu guards the state against readers:
+// readers hold it for reading, and a writer holds it for writing only while
+// it edits the state. Small commands edit under one hold of mu; large ones
+// (revocations of many tokens, orphaning many children, tidy) compute what
+// to change without mu — Apply is the only writer, so reading the state
+// unlocked is safe for it — then publish a pending overlay that makes the
+// command's final state visible to readers at once, and edit the maps in
+// chunks of at most chunk tokens per hold of mu (see pending). So a reader
+// never waits for the writer longer than one small critical section. The
+// state behind st is replaced whole by Restore, never edited from outside
+// Apply.
 type FSM struct {
+	wmu sync.Mutex
+
 	mu      sync.RWMutex
 	st      *state
 	applied uint64
+	// pend is the overlay of the large command being applied (nil when
+	// none); guarded by mu.
+	pend *pending
+	// chunk bounds the tokens one critical section of a large command
+	// edits (defaultChunk; tests make it small).
+	chunk int
+	// afterSection, when set (tests only), runs after each critical
+	// section of a large command, outside mu.
+	afterSection func()
 
 	// policyVersion mirrors st.policyGen for lock-free reads; it is stored
 	// under mu after every Apply and Restore.
@@ -34,6 +55,88 @@ type clusterIdent struct {
 	key []byte
 }
 
+// defaultChunk is how many tokens one critical section of a large command
+// edits: about 100–300 µs of map and btree work, so readers queued behind
+// the writer wait no longer than that.
+const defaultChunk = 256
+
+// pending is the overlay readers apply while a large command is being
+// applied in chunks. It is built without the lock, published in one
+// critical section (from then on every reader sees the command's final
+// state), and cleared in the last one, together with the applied index.
+//
+// Its sets are never changed after publication.
+type pending struct {
+	// doomed holds every token the command removes: readers treat a doomed
+	// token as absent, whether or not its record is still stored.
+	doomed map[string]struct{}
+	// left counts the doomed tokens still stored (Len subtracts it).
+	left int
+	// orphans holds the children a RevokeOrphan turns into orphans:
+	// readers see them with no parent before their records are replaced.
+	orphans map[string]struct{}
+}
+
+// visible returns the stored token as readers may see it: absent when it is
+// doomed, and with orphan set when its parent link is being cut (the caller
+// shows it with Parent ""). The caller holds mu for reading.
+func (f *FSM) visible(hash string) (t *Token, orphan, ok bool) {
+	t, ok = f.st.tokens[hash]
+	if !ok {
+		return nil, false, false
+	}
+	if p := f.pend; p != nil {
+		if _, gone := p.doomed[hash]; gone {
+			return nil, false, false
+		}
+		if _, o := p.orphans[hash]; o && t.Parent != "" {
+			return t, true, true
+		}
+	}
+	return t, false, true
+}
+
+// visibleCopy is visible as a copy for the caller.
+func (f *FSM) visibleCopy(hash string) (Token, bool) {
+	t, orphan, ok := f.visible(hash)
+	if !ok {
+		return Token{}, false
+	}
+	c := t.clone()
+	if orphan {
+		c.Parent = ""
+	}
+	return c, true
+}
+
+// validVisible is state.validAt as readers see the state (pending overlay
+// applied): the token and every ancestor visible, not exhausted, not
+// expired at now. Bounded by the number of stored tokens, like validAt. The
+// caller holds mu for reading.
+func (f *FSM) validVisible(hash string, now int64) bool {
+	t, orphan, ok := f.visible(hash)
+	for steps := 0; ok && steps <= len(f.st.tokens); steps++ {
+		if t.NumUses < 0 || t.ExpiredAt(now) {
+			return false
+		}
+		if t.Parent == "" || orphan {
+			return true
+		}
+		t, orphan, ok = f.visible(t.Parent)
+	}
+	return false
+}
+
+// section runs fn as one critical section of a large command.
+func (f *FSM) section(fn func(s *state)) {
+	f.mu.Lock()
+	fn(f.st)
+	f.mu.Unlock()
+	if f.afterSection != nil {
+		f.afterSection()
+	}
+}
+
 // publish refreshes the lock-free mirrors of st; the caller holds mu.
 func (f *FSM) publish() {
 	f.policyVersion.Store(f.st.policyGen)
@@ -48,7 +151,7 @@ var _ Reader = (*FSM)(nil)
 
 // New returns an empty state machine.
 func New() *FSM {
-	return &FSM{st: newState()}
+	return &FSM{st: newState(), chunk: defaultChunk}
 }
 
 // Apply decodes and applies one committed log entry at the given raft index.
@@ -66,6 +169,8 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 			t = Type(entry[0])
 		}
 		if _, known := registry[t]; !known && len(entry) >= 2 && t&Skippable != 0 {
+			f.wmu.Lock()
+			defer f.wmu.Unlock()
 			f.mu.Lock()
 			f.applied = index
 			f.mu.Unlock()
@@ -76,6 +181,18 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 	}
 	r := registry[c.CommandType()]
 
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if r.large != nil {
+		res := r.large(f, c)
+		// The last critical section: the overlay goes, the index moves.
+		f.mu.Lock()
+		f.pend = nil
+		f.applied = index
+		f.publish()
+		f.mu.Unlock()
+		return res
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	res := r.apply(f.st, c)
@@ -95,22 +212,18 @@ func (f *FSM) LastApplied() uint64 {
 func (f *FSM) Token(hash string) (Token, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	t, ok := f.st.tokens[hash]
-	if !ok {
-		return Token{}, false
-	}
-	return t.clone(), true
+	return f.visibleCopy(hash)
 }
 
 // TokenByAccessor implements Reader.
 func (f *FSM) TokenByAccessor(accessor string) (Token, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	t, ok := f.st.tokens[f.st.accessors[accessor]]
+	hash, ok := f.st.accessors[accessor]
 	if !ok {
 		return Token{}, false
 	}
-	return t.clone(), true
+	return f.visibleCopy(hash)
 }
 
 // Valid implements Reader: the token is stored, not exhausted, not expired
@@ -119,18 +232,22 @@ func (f *FSM) TokenByAccessor(accessor string) (Token, bool) {
 func (f *FSM) Valid(hash string, now int64) (Token, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	t, ok := f.st.tokens[hash]
-	if !ok || !f.st.validAt(t, now) {
+	if !f.validVisible(hash, now) {
 		return Token{}, false
 	}
-	return t.clone(), true
+	return f.visibleCopy(hash)
 }
 
 // Accessors implements Reader.
 func (f *FSM) Accessors() []string {
 	f.mu.RLock()
 	out := make([]string, 0, len(f.st.accessors))
-	for a := range f.st.accessors {
+	for a, hash := range f.st.accessors {
+		if f.pend != nil {
+			if _, gone := f.pend.doomed[hash]; gone {
+				continue
+			}
+		}
 		out = append(out, a)
 	}
 	f.mu.RUnlock()
@@ -142,7 +259,20 @@ func (f *FSM) Accessors() []string {
 func (f *FSM) Children(hash string) []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.st.sortedChildren(hash)
+	out := f.st.sortedChildren(hash)
+	if p := f.pend; p != nil && len(p.doomed) != 0 {
+		if _, gone := p.doomed[hash]; gone {
+			return nil
+		}
+		out = slices.DeleteFunc(out, func(c string) bool {
+			_, gone := p.doomed[c]
+			return gone
+		})
+		if len(out) == 0 {
+			return nil
+		}
+	}
+	return out
 }
 
 // Initialized implements Reader.
@@ -166,15 +296,29 @@ func (f *FSM) ClusterIdent() (id string, indexKey []byte) {
 func (f *FSM) NextExpiry() int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if it, ok := f.st.expiry.Min(); ok {
-		return it.at
+	if f.pend == nil || len(f.pend.doomed) == 0 {
+		if it, ok := f.st.expiry.Min(); ok {
+			return it.at
+		}
+		return 0
 	}
-	return 0
+	var at int64
+	f.st.expiry.Ascend(func(it expiryItem) bool {
+		if _, gone := f.pend.doomed[it.hash]; gone {
+			return true
+		}
+		at = it.at
+		return false
+	})
+	return at
 }
 
 // Len implements Reader.
 func (f *FSM) Len() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.pend != nil {
+		return len(f.st.tokens) - f.pend.left
+	}
 	return len(f.st.tokens)
 }

@@ -32,16 +32,12 @@ func (s *state) underPrefix(prefix string) []string {
 	return out
 }
 
-func applyRevokePrefix(s *state, c RevokePrefix) Result {
+func applyRevokePrefix(f *FSM, c RevokePrefix) Result {
 	prefix := trimPrefix(c.Prefix)
 	if prefix == "" {
 		return Result{Err: fmt.Errorf("revoke prefix: empty prefix: %w", ErrInvalidCommand)}
 	}
-	n := 0
-	for _, h := range s.underPrefix(prefix) {
-		// A match inside an earlier match's subtree is already gone and
-		// counts 0 here: every token is counted once.
-		n += s.revokeTree(h)
-	}
-	return Result{Revoked: n}
+	// A match inside an earlier match's subtree is counted once: revoke
+	// removes the union of the subtrees.
+	return Result{Revoked: f.revoke(f.st.underPrefix(prefix))}
 }

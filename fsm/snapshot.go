@@ -105,9 +105,11 @@ func countIs(c *int, n int) bool {
 }
 
 // Snapshot takes a point-in-time copy of the state and its applied index.
+// It holds the writer lock (so it sees no command half-applied; raft calls
+// it between applies anyway), not mu: readers are never blocked by it.
 func (f *FSM) Snapshot() (*Snapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	s := &Snapshot{
 		applied:     f.applied,
 		initialized: f.st.initialized,
@@ -239,6 +241,8 @@ func (f *FSM) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	f.mu.Lock()
 	// The policy set may change arbitrarily: move the local version past
 	// every value readers have seen, so no cache entry survives.

@@ -142,14 +142,25 @@ func (s *state) remove(hash string) {
 }
 
 // subtree returns root and all its descendants, parents before children.
-// Iterative and cycle-safe: no recursion depth limit, each token once.
 func (s *state) subtree(root string) []string {
+	return s.appendSubtree(root, make(map[string]struct{}), nil)
+}
+
+// appendSubtree appends root and its descendants that are not yet in seen
+// to out, parents before children, and adds them to seen. A root that is
+// not stored or already seen adds nothing. Iterative and cycle-safe: no
+// recursion depth limit, each token once.
+func (s *state) appendSubtree(root string, seen map[string]struct{}, out []string) []string {
 	if _, ok := s.tokens[root]; !ok {
-		return nil
+		return out
 	}
-	seen := map[string]struct{}{root: {}}
-	out := []string{root}
-	for i := 0; i < len(out); i++ {
+	if _, dup := seen[root]; dup {
+		return out
+	}
+	seen[root] = struct{}{}
+	start := len(out)
+	out = append(out, root)
+	for i := start; i < len(out); i++ {
 		for c := range s.children[out[i]] {
 			if _, dup := seen[c]; dup {
 				continue
@@ -167,16 +178,48 @@ func (s *state) subtree(root string) []string {
 	return out
 }
 
-// revokeTree removes root and its whole subtree and returns how many tokens
-// were removed. Determinism: the set removed does not depend on map order,
-// only the order of removal does, and removal order is unobservable.
-func (s *state) revokeTree(root string) int {
-	hashes := s.subtree(root)
-	// Children before parents, as Vault does; any order gives the same state.
-	for i := len(hashes) - 1; i >= 0; i-- {
-		s.remove(hashes[i])
+// revoke removes the union of the subtrees of roots (missing roots add
+// nothing) and returns how many tokens it removed; the count and the final
+// state are those of revoking each root's tree in turn. Determinism: the
+// set removed does not depend on map order, only the order of removal does,
+// and removal order is unobservable.
+//
+// It runs as a large command (see FSM): the set is computed without mu; a
+// set of up to f.chunk tokens goes in one section; a larger one is first
+// published as doomed — from then on no reader sees any of its tokens,
+// which is exactly the final state — and then removed in chunks.
+func (f *FSM) revoke(roots []string) int {
+	s := f.st // read without mu: Apply is the only writer
+	seen := make(map[string]struct{})
+	var order []string
+	for _, r := range roots {
+		order = s.appendSubtree(r, seen, order)
 	}
-	return len(hashes)
+	n := len(order)
+	if n == 0 {
+		return 0
+	}
+	// Children before parents, as Vault does; any order gives the same state.
+	slices.Reverse(order)
+	if n <= f.chunk {
+		f.section(func(s *state) {
+			for _, h := range order {
+				s.remove(h)
+			}
+		})
+		return n
+	}
+	f.section(func(*state) { f.pend = &pending{doomed: seen, left: n} })
+	for i := 0; i < n; i += f.chunk {
+		part := order[i:min(i+f.chunk, n)]
+		f.section(func(s *state) {
+			for _, h := range part {
+				s.remove(h)
+			}
+			f.pend.left -= len(part)
+		})
+	}
+	return n
 }
 
 // validAt reports whether t and every ancestor are present, not exhausted

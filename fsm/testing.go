@@ -40,6 +40,8 @@ const (
 // missing target, or a kind that does not apply to it (e.g.
 // children-missing on an orphan).
 func CorruptIndexForTest(f *FSM, kind, hash string) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.st

@@ -216,17 +216,20 @@ func (p *tidyPlan) apply(s *state) {
 	}
 }
 
-func applyTidy(s *state, _ Tidy) Result {
-	p := s.check()
-	p.apply(s)
+func applyTidy(f *FSM, _ Tidy) Result {
+	// The O(tokens) walk runs without mu (Apply is the only writer); the
+	// repairs, proportional to the damage found, take one section.
+	p := f.st.check()
+	f.section(p.apply)
 	r := p.report
 	return Result{Tidy: &r}
 }
 
-// Check implements Reader: what a Tidy command would repair now. It holds
-// the read lock for one walk over the state (O(tokens)).
+// Check implements Reader: what a Tidy command would repair now. It walks
+// the state once (O(tokens)) holding the writer lock, so it sees a settled
+// state and never blocks other readers; Apply waits for it.
 func (f *FSM) Check() TidyReport {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	return f.st.check().report
 }
