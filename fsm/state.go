@@ -20,18 +20,11 @@ func expiryLess(a, b expiryItem) bool {
 	return a.hash < b.hash
 }
 
-// pathItem orders tokens by creation path, then hash: the index behind
-// RevokePrefix (a range scan instead of a full scan).
+// pathItem is one entry of the path index: a token's creation path and
+// hash (see pathIndex).
 type pathItem struct {
 	path string
 	hash string
-}
-
-func pathLess(a, b pathItem) bool {
-	if a.path != b.path {
-		return a.path < b.path
-	}
-	return a.hash < b.hash
 }
 
 // policyRecord is one stored ACL policy (raw text; parsed above the fsm).
@@ -51,7 +44,7 @@ type state struct {
 	accessors map[string]string              // accessor → hash
 	children  map[string]map[string]struct{} // parent hash → child hashes (never an empty set)
 	expiry    *btree.BTreeG[expiryItem]      // tokens with ExpireTime != 0
-	paths     *btree.BTreeG[pathItem]        // tokens with Path != ""
+	paths     *pathIndex                     // tokens with Path != ""
 
 	initialized bool
 	clusterID   string
@@ -73,7 +66,7 @@ func newState() *state {
 		accessors: make(map[string]string),
 		children:  make(map[string]map[string]struct{}),
 		expiry:    btree.NewG(32, expiryLess),
-		paths:     btree.NewG(32, pathLess),
+		paths:     newPathIndex(),
 		policies:  make(map[string]*policyRecord),
 		roles:     make(map[string]*Role),
 		batchKeys: make(map[uint32]*BatchKey),
