@@ -369,4 +369,3 @@ func readDuring(tb testing.TB, f *FSM, others []string, run func()) []time.Durat
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	return all
 }
-

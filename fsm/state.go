@@ -55,6 +55,10 @@ type state struct {
 	batchKeys    map[uint32]*BatchKey     // ID → key
 	batchPrimary uint32                   // 0 = no key yet; else a key in batchKeys
 
+	// policySets shares identical policy lists between token records (see
+	// internPolicies); local, derived from nothing replicated.
+	policySets map[string][]string
+
 	// policyGen counts policy changes. It is local (not replicated, not in
 	// snapshots): FSM.PolicyVersion exposes it for caching parsed policies.
 	policyGen uint64
@@ -70,11 +74,15 @@ func newState() *state {
 		policies:  make(map[string]*policyRecord),
 		roles:     make(map[string]*Role),
 		batchKeys: make(map[uint32]*BatchKey),
+
+		policySets: make(map[string][]string),
 	}
 }
 
-// insert stores t and indexes it. The caller has checked uniqueness.
+// insert stores t and indexes it. The caller has checked uniqueness; t is a
+// new record, now owned by the state (insert interns its strings).
 func (s *state) insert(t *Token) {
+	s.internToken(t)
 	s.tokens[t.Hash] = t
 	s.accessors[t.Accessor] = t.Hash
 	if t.Parent != "" {
