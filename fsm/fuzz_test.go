@@ -70,6 +70,7 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	}
 	for _, fsm := range []*FSM{New(), sampleFSM(f), sampleFSMFull(f), fromGolden} {
 		f.Add(snapshotBytes(f, fsm))
+		f.Add(snapshotBytesV1(f, fsm))
 	}
 	if old, err := os.ReadFile(filepath.Join("testdata", "snapshots", "core_v1.snap")); err == nil {
 		f.Add(old)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,31 +15,33 @@ import (
 	"sync"
 )
 
-// Snapshot format identifiers written in the header line.
+// Snapshot format identifiers written in the header line. Restore reads
+// every version listed in snapshotVersions; WriteTo writes SnapshotVersion.
 const (
 	SnapshotFormat  = "tokend-fsm"
-	SnapshotVersion = 1
+	SnapshotVersion = 2
 )
 
 // Snapshot is a point-in-time copy of the state, taken quickly under the
-// FSM's read lock (it copies pointers to immutable token records) and
+// FSM's writer lock (it copies pointers to immutable token records) and
 // written later, outside any lock, by WriteTo.
 //
-// The stream is JSON lines: a header {"format","version","applied_index"},
-// one "meta" record, then one "policy" record per ACL policy (name order),
-// one "role" record per token role (name order), one "batch_key" record per
-// batch-token key (ID order), one "token" record per token (hash order),
-// and an "end" record with the counts (so a truncated stream is detected).
+// Every version starts with a JSON header line {"format","version",
+// "applied_index"}. Version 1 (JSON lines) is described in snapshot_v1.go;
+// Restore still reads it. Version 2, written since 1,000,000-token
+// snapshots had to be written and restored in seconds, keeps the same
+// records in the same order — one meta, the policies (name order), the roles
+// (name order), the batch keys (ID order), the tokens (hash order), one end
+// record with the counts (so a truncated stream is detected) — each framed
+// as [kind byte][uvarint body length][body]. Token bodies are binary
+// (tagged fields, see token_codec.go); the few other records keep their JSON
+// bodies. The header also carries the token count ("tokens") so Restore can
+// size its maps up front.
 //
-// Compatibility: the policy, role and batch_key kinds, the meta field
-// batch_primary and the end fields policies/roles/batch_keys were added
-// within format version 1 without changing anything that was there before.
-// A snapshot written before they existed has none of them and restores as
-// an empty policy set, no roles and an empty keyring; an absent end count
-// means zero, and the writer omits zero counts, so the snapshot of a state
-// without them is byte-identical to the old format. A binary older than
-// these kinds rejects a snapshot that has them ("unknown kind") instead of
-// silently dropping replicated state.
+// Compatibility: version 1 streams restore exactly as before. A binary that
+// knows only version 1 rejects a version-2 snapshot ("unknown version")
+// instead of misreading it, so during a rolling upgrade a snapshot written
+// by an upgraded node only installs on upgraded nodes.
 //
 // Secrecy: batch_key records hold the batch-token keyring (cluster secret
 // state, as Vault keeps its barrier keyring) and meta holds the index key;
@@ -61,6 +64,9 @@ type snapHeader struct {
 	Format       string `json:"format"`
 	Version      int    `json:"version"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// Tokens is the token count (version 2; a sizing hint, the end record
+	// is what is checked).
+	Tokens int `json:"tokens,omitempty"`
 }
 
 type snapRecord struct {
@@ -141,11 +147,12 @@ func (s *Snapshot) AppliedIndex() uint64 { return s.applied }
 // Len is the number of tokens in the snapshot.
 func (s *Snapshot) Len() int { return len(s.tokens) }
 
-// WriteTo writes the snapshot stream to w. It may be called more than once.
+// WriteTo writes the snapshot stream (version 2) to w. It may be called
+// more than once.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
-	bw := bufio.NewWriterSize(cw, 64<<10)
-	hdr, err := json.Marshal(snapHeader{Format: SnapshotFormat, Version: SnapshotVersion, AppliedIndex: s.applied})
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	hdr, err := json.Marshal(snapHeader{Format: SnapshotFormat, Version: SnapshotVersion, AppliedIndex: s.applied, Tokens: len(s.tokens)})
 	if err != nil {
 		return 0, err
 	}
@@ -158,51 +165,79 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, err
 }
 
-// writeBody writes every record after the header: the canonical form of the
-// state that Hash digests. Determinism: every kind in key order, maps
-// encoded with sorted keys by encoding/json.
-func (s *Snapshot) writeBody(w *bufio.Writer) error {
+// sortRecords puts every kind in key order (once per snapshot).
+func (s *Snapshot) sortRecords() {
 	s.sortOnce.Do(func() {
 		slices.SortFunc(s.tokens, func(a, b *Token) int { return strings.Compare(a.Hash, b.Hash) })
 		slices.SortFunc(s.policies, func(a, b *policyRecord) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.roles, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.batchKeys, func(a, b *BatchKey) int { return cmp.Compare(a.ID, b.ID) })
 	})
-	write := func(r snapRecord) error {
+}
+
+// Version-2 record kinds (the first byte of each frame).
+const (
+	frameMeta     = 'M'
+	framePolicy   = 'P'
+	frameRole     = 'R'
+	frameBatchKey = 'K'
+	frameToken    = 'T'
+	frameEnd      = 'E'
+)
+
+// maxFrame bounds one version-2 record body, so a corrupt length cannot make
+// Restore allocate without limit (a token body is a few hundred bytes).
+const maxFrame = 16 << 20
+
+// writeBody writes every record after the header in version 2: the
+// canonical form of the state that Hash digests. Determinism: every kind in
+// key order, maps encoded with sorted keys.
+func (s *Snapshot) writeBody(w *bufio.Writer) error {
+	s.sortRecords()
+	var lenBuf [binary.MaxVarintLen64]byte
+	frame := func(kind byte, body []byte) {
+		w.WriteByte(kind)
+		w.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(body)))])
+		w.Write(body)
+	}
+	writeJSON := func(kind byte, r snapRecord) error {
 		b, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		w.Write(b)
-		return w.WriteByte('\n')
+		frame(kind, b)
+		return nil
 	}
-	if err := write(snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey, BatchPrimary: s.batchPrimary}); err != nil {
+	if err := writeJSON(frameMeta, snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey, BatchPrimary: s.batchPrimary}); err != nil {
 		return err
 	}
 	for _, p := range s.policies {
-		if err := write(snapRecord{Kind: recordPolicy, Policy: p}); err != nil {
+		if err := writeJSON(framePolicy, snapRecord{Kind: recordPolicy, Policy: p}); err != nil {
 			return err
 		}
 	}
 	for _, r := range s.roles {
-		if err := write(snapRecord{Kind: recordRole, Role: r}); err != nil {
+		if err := writeJSON(frameRole, snapRecord{Kind: recordRole, Role: r}); err != nil {
 			return err
 		}
 	}
 	for _, k := range s.batchKeys {
 		// Secrecy: key material goes into the snapshot (see Snapshot).
-		if err := write(snapRecord{Kind: recordBatchKey, BatchKey: k}); err != nil {
+		if err := writeJSON(frameBatchKey, snapRecord{Kind: recordBatchKey, BatchKey: k}); err != nil {
 			return err
 		}
 	}
+	var buf []byte
 	for _, t := range s.tokens {
-		if err := write(snapRecord{Kind: recordToken, Token: t}); err != nil {
-			return err
-		}
+		buf = appendToken(buf[:0], t)
+		frame(frameToken, buf)
 	}
 	n := len(s.tokens)
-	return write(snapRecord{Kind: recordEnd, Count: &n,
-		Policies: nonZero(len(s.policies)), Roles: nonZero(len(s.roles)), BatchKeys: nonZero(len(s.batchKeys))})
+	if err := writeJSON(frameEnd, snapRecord{Kind: recordEnd, Count: &n,
+		Policies: nonZero(len(s.policies)), Roles: nonZero(len(s.roles)), BatchKeys: nonZero(len(s.batchKeys))}); err != nil {
+		return err
+	}
+	return nil
 }
 
 type countWriter struct {
@@ -258,118 +293,228 @@ func badSnapshot(format string, args ...any) error {
 }
 
 func readSnapshot(r io.Reader) (*state, uint64, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	br := bufio.NewReaderSize(r, 256<<10)
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return nil, 0, badSnapshot("read header")
+	}
 	var hdr snapHeader
-	if err := dec.Decode(&hdr); err != nil {
+	if err := json.Unmarshal(line, &hdr); err != nil {
 		return nil, 0, badSnapshot("read header")
 	}
 	if hdr.Format != SnapshotFormat {
 		return nil, 0, badSnapshot("unknown snapshot format %q", hdr.Format)
 	}
-	if hdr.Version != SnapshotVersion {
+	rs := newRestorer(hdr.Tokens)
+	switch hdr.Version {
+	case 1:
+		err = rs.readV1(br)
+	case 2:
+		err = rs.readV2(br)
+	default:
 		return nil, 0, badSnapshot("unknown %s version %d", SnapshotFormat, hdr.Version)
 	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return rs.st, hdr.AppliedIndex, nil
+}
 
+// restorer builds a state from snapshot records, checking each as it comes;
+// both format versions feed it the same records.
+type restorer struct {
+	st      *state
+	n       int // records so far
+	sawMeta bool
+}
+
+// maxSizeHint caps the header's token count used to size maps up front.
+const maxSizeHint = 1 << 24
+
+func newRestorer(tokens int) *restorer {
 	st := newState()
-	sawMeta := false
-	for n := 0; ; n++ {
-		var rec snapRecord
-		if err := dec.Decode(&rec); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, 0, badSnapshot("truncated after %d records", n)
-			}
-			// Secrecy: no body bytes in the error.
-			return nil, 0, badSnapshot("record %d does not decode", n)
+	if tokens > 0 {
+		tokens = min(tokens, maxSizeHint)
+		st.tokens = make(map[string]*Token, tokens)
+		st.accessors = make(map[string]string, tokens)
+	}
+	return &restorer{st: st}
+}
+
+func (rs *restorer) meta(rec *snapRecord) error {
+	if rs.sawMeta || rs.n != 0 {
+		return badSnapshot("record %d: unexpected meta record", rs.n)
+	}
+	rs.sawMeta = true
+	st := rs.st
+	st.initialized, st.clusterID, st.indexKey = rec.Initialized, rec.ClusterID, rec.IndexKey
+	st.batchPrimary = rec.BatchPrimary
+	return nil
+}
+
+func (rs *restorer) policy(p *policyRecord) error {
+	switch {
+	case !rs.sawMeta:
+		return badSnapshot("record %d: policy before meta", rs.n)
+	case p == nil || p.Name == "" || p.Name == PolicyRoot:
+		return badSnapshot("record %d: invalid policy record", rs.n)
+	case rs.st.policies[p.Name] != nil:
+		return badSnapshot("record %d: duplicate policy %q", rs.n, p.Name)
+	}
+	rs.st.policies[p.Name] = p
+	return nil
+}
+
+func (rs *restorer) role(r *Role) error {
+	switch {
+	case !rs.sawMeta:
+		return badSnapshot("record %d: role before meta", rs.n)
+	case r == nil || r.Name == "":
+		return badSnapshot("record %d: invalid role record", rs.n)
+	case rs.st.roles[r.Name] != nil:
+		return badSnapshot("record %d: duplicate role %q", rs.n, r.Name)
+	}
+	rs.st.roles[r.Name] = r
+	return nil
+}
+
+func (rs *restorer) batchKey(k *BatchKey) error {
+	switch {
+	case !rs.sawMeta:
+		return badSnapshot("record %d: batch key before meta", rs.n)
+	case k == nil || k.ID == 0 || len(k.Key) != BatchKeySize:
+		// Secrecy: never quote key material.
+		return badSnapshot("record %d: invalid batch key record", rs.n)
+	case rs.st.batchKeys[k.ID] != nil:
+		return badSnapshot("record %d: duplicate batch key %d", rs.n, k.ID)
+	}
+	rs.st.batchKeys[k.ID] = k
+	return nil
+}
+
+func (rs *restorer) token(t *Token) error {
+	if !rs.sawMeta {
+		return badSnapshot("record %d: token before meta", rs.n)
+	}
+	if t == nil {
+		return badSnapshot("record %d: empty token record", rs.n)
+	}
+	if err := rs.st.checkNewToken("restore", t); err != nil {
+		return badSnapshot("record %d: %v", rs.n, err)
+	}
+	rs.st.insertPrimary(t)
+	return nil
+}
+
+// end checks the end record; the caller checks that nothing follows it.
+func (rs *restorer) end(rec *snapRecord) error {
+	st := rs.st
+	if !rs.sawMeta || rec.Count == nil || *rec.Count != len(st.tokens) {
+		return badSnapshot("record %d: end record does not match %d tokens", rs.n, len(st.tokens))
+	}
+	if !countIs(rec.Policies, len(st.policies)) || !countIs(rec.Roles, len(st.roles)) || !countIs(rec.BatchKeys, len(st.batchKeys)) {
+		return badSnapshot("record %d: end record does not match %d policies, %d roles, %d batch keys",
+			rs.n, len(st.policies), len(st.roles), len(st.batchKeys))
+	}
+	if _, ok := st.batchKeys[st.batchPrimary]; ok != (st.batchPrimary != 0) || (st.batchPrimary == 0 && len(st.batchKeys) != 0) {
+		return badSnapshot("batch key primary %d does not match the keyring", st.batchPrimary)
+	}
+	if err := st.checkTree(); err != nil {
+		return err
+	}
+	st.indexRestored()
+	return nil
+}
+
+// readV2 reads the framed records of version 2.
+func (rs *restorer) readV2(br *bufio.Reader) error {
+	var body []byte
+	for ; ; rs.n++ {
+		kind, err := br.ReadByte()
+		if err != nil {
+			return badSnapshot("truncated after %d records", rs.n)
 		}
-		switch rec.Kind {
-		case recordMeta:
-			if sawMeta || n != 0 {
-				return nil, 0, badSnapshot("record %d: unexpected meta record", n)
+		size, err := binary.ReadUvarint(br)
+		if err != nil || size > maxFrame {
+			return badSnapshot("record %d: bad length", rs.n)
+		}
+		if uint64(cap(body)) < size {
+			body = make([]byte, size)
+		}
+		body = body[:size]
+		if _, err := io.ReadFull(br, body); err != nil {
+			return badSnapshot("truncated after %d records", rs.n)
+		}
+		if kind == frameToken {
+			t, err := decodeToken(body)
+			if err != nil {
+				// Secrecy: no body bytes in the error.
+				return badSnapshot("record %d does not decode", rs.n)
 			}
-			sawMeta = true
-			st.initialized, st.clusterID, st.indexKey = rec.Initialized, rec.ClusterID, rec.IndexKey
-			st.batchPrimary = rec.BatchPrimary
-		case recordPolicy:
-			p := rec.Policy
-			switch {
-			case !sawMeta:
-				return nil, 0, badSnapshot("record %d: policy before meta", n)
-			case p == nil || p.Name == "" || p.Name == PolicyRoot:
-				return nil, 0, badSnapshot("record %d: invalid policy record", n)
-			case st.policies[p.Name] != nil:
-				return nil, 0, badSnapshot("record %d: duplicate policy %q", n, p.Name)
+			if err := rs.token(t); err != nil {
+				return err
 			}
-			st.policies[p.Name] = p
-		case recordRole:
-			r := rec.Role
-			switch {
-			case !sawMeta:
-				return nil, 0, badSnapshot("record %d: role before meta", n)
-			case r == nil || r.Name == "":
-				return nil, 0, badSnapshot("record %d: invalid role record", n)
-			case st.roles[r.Name] != nil:
-				return nil, 0, badSnapshot("record %d: duplicate role %q", n, r.Name)
+			continue
+		}
+		var rec snapRecord
+		if err := json.Unmarshal(body, &rec); err != nil {
+			return badSnapshot("record %d does not decode", rs.n)
+		}
+		switch {
+		case kind == frameMeta && rec.Kind == recordMeta:
+			err = rs.meta(&rec)
+		case kind == framePolicy && rec.Kind == recordPolicy:
+			err = rs.policy(rec.Policy)
+		case kind == frameRole && rec.Kind == recordRole:
+			err = rs.role(rec.Role)
+		case kind == frameBatchKey && rec.Kind == recordBatchKey:
+			err = rs.batchKey(rec.BatchKey)
+		case kind == frameEnd && rec.Kind == recordEnd:
+			if err := rs.end(&rec); err != nil {
+				return err
 			}
-			st.roles[r.Name] = r
-		case recordBatchKey:
-			k := rec.BatchKey
-			switch {
-			case !sawMeta:
-				return nil, 0, badSnapshot("record %d: batch key before meta", n)
-			case k == nil || k.ID == 0 || len(k.Key) != BatchKeySize:
-				// Secrecy: never quote key material.
-				return nil, 0, badSnapshot("record %d: invalid batch key record", n)
-			case st.batchKeys[k.ID] != nil:
-				return nil, 0, badSnapshot("record %d: duplicate batch key %d", n, k.ID)
+			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+				return badSnapshot("data after end record")
 			}
-			st.batchKeys[k.ID] = k
-		case recordToken:
-			if !sawMeta {
-				return nil, 0, badSnapshot("record %d: token before meta", n)
-			}
-			if rec.Token == nil {
-				return nil, 0, badSnapshot("record %d: empty token record", n)
-			}
-			t := rec.Token
-			if err := st.checkNewToken("restore", t); err != nil {
-				return nil, 0, badSnapshot("record %d: %v", n, err)
-			}
-			st.insert(t)
-		case recordEnd:
-			if !sawMeta || rec.Count == nil || *rec.Count != len(st.tokens) {
-				return nil, 0, badSnapshot("record %d: end record does not match %d tokens", n, len(st.tokens))
-			}
-			if !countIs(rec.Policies, len(st.policies)) || !countIs(rec.Roles, len(st.roles)) || !countIs(rec.BatchKeys, len(st.batchKeys)) {
-				return nil, 0, badSnapshot("record %d: end record does not match %d policies, %d roles, %d batch keys",
-					n, len(st.policies), len(st.roles), len(st.batchKeys))
-			}
-			if _, ok := st.batchKeys[st.batchPrimary]; ok != (st.batchPrimary != 0) || (st.batchPrimary == 0 && len(st.batchKeys) != 0) {
-				return nil, 0, badSnapshot("batch key primary %d does not match the keyring", st.batchPrimary)
-			}
-			var extra json.RawMessage
-			if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-				return nil, 0, badSnapshot("data after end record")
-			}
-			if err := st.checkTree(); err != nil {
-				return nil, 0, err
-			}
-			return st, hdr.AppliedIndex, nil
+			return nil
 		default:
-			return nil, 0, badSnapshot("record %d: unknown kind %q", n, rec.Kind)
+			return badSnapshot("record %d: unknown kind %q", rs.n, kind)
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
 
 // checkTree verifies that every parent exists and that parent links form no
-// cycle (Apply can never create either; a snapshot might carry them).
+// cycle (Apply can never create either; a snapshot might carry them), and
+// makes every child share its parent's hash string (see intern.go; a
+// parent may come after its child in hash order, so insert could not).
+// Restore calls it before the children index is built.
 func (s *state) checkTree() error {
 	const (
 		walking = 1
 		done    = 2
 	)
-	mark := make(map[string]uint8, len(s.tokens))
+	// Most tokens are orphans or children of orphans: those cannot be on a
+	// cycle, so only deeper tokens need the marking walk.
+	var deep []string
+	for h, t := range s.tokens {
+		if t.Parent == "" {
+			continue
+		}
+		p, ok := s.tokens[t.Parent]
+		if !ok {
+			return badSnapshot("token %s: parent not in snapshot", shortHash(h))
+		}
+		t.Parent = p.Hash // the record is not published yet
+		if p.Parent != "" {
+			deep = append(deep, h)
+		}
+	}
+	mark := make(map[string]uint8, len(deep))
 	var path []string
-	for h := range s.tokens {
+	for _, h := range deep {
 		path = path[:0]
 		for cur := h; mark[cur] != done; {
 			if mark[cur] == walking {
@@ -380,9 +525,6 @@ func (s *state) checkTree() error {
 			p := s.tokens[cur].Parent
 			if p == "" {
 				break
-			}
-			if _, ok := s.tokens[p]; !ok {
-				return badSnapshot("token %s: parent not in snapshot", shortHash(cur))
 			}
 			cur = p
 		}

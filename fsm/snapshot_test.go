@@ -66,8 +66,9 @@ func sampleFSMFull(tb testing.TB) *FSM {
 
 // TestRestoreCoreSnapshot restores a snapshot written before policies,
 // roles and batch keys existed (testdata/snapshots/core_v1.snap, written by
-// the issue-2 code and never regenerated): it loads with empty new state and
-// is written back byte for byte.
+// the issue-2 code and never regenerated): it loads with empty new state, the
+// version-1 writer kept by the tests reproduces it byte for byte, and its
+// version-2 snapshot restores to the same state.
 func TestRestoreCoreSnapshot(t *testing.T) {
 	old, err := os.ReadFile(filepath.Join("testdata", "snapshots", "core_v1.snap"))
 	if err != nil {
@@ -86,28 +87,42 @@ func TestRestoreCoreSnapshot(t *testing.T) {
 	if p, keys := f.BatchKeys(); p != 0 || len(keys) != 0 {
 		t.Fatalf("batch keys %d %v", p, keys)
 	}
-	if !bytes.Equal(snapshotBytes(t, f), old) {
+	if !bytes.Equal(snapshotBytesV1(t, f), old) {
 		t.Fatal("a state without issue-3 records no longer snapshots in the old format")
 	}
 	if f.Hash() != sampleFSM(t).Hash() {
 		t.Fatal("restored old snapshot differs from the state that wrote it")
 	}
+	g := New()
+	if err := g.Restore(bytes.NewReader(snapshotBytes(t, f))); err != nil {
+		t.Fatal(err)
+	}
+	if g.Hash() != f.Hash() || g.LastApplied() != 5 || !bytes.Equal(snapshotBytesV1(t, g), old) {
+		t.Fatal("version-2 snapshot of the restored fixture restores to another state")
+	}
 }
 
 func TestSnapshotRestoreFullRoundTrip(t *testing.T) {
 	f := sampleFSMFull(t)
-	b := snapshotBytes(t, f)
+	v1 := snapshotBytesV1(t, f)
 	for _, want := range []string{`"kind":"policy"`, `"kind":"role"`, `"kind":"batch_key"`, `"batch_primary":2`, `"policies":2,"roles":2,"batch_keys":2`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("snapshot lacks %s", want)
+		if !strings.Contains(string(v1), want) {
+			t.Errorf("version-1 snapshot lacks %s", want)
+		}
+	}
+	b := snapshotBytes(t, f)
+	for _, in := range [][]byte{v1, b} {
+		g := New()
+		if err := g.Restore(bytes.NewReader(in)); err != nil {
+			t.Fatal(err)
+		}
+		if g.Hash() != f.Hash() || !bytes.Equal(snapshotBytes(t, g), b) || !bytes.Equal(snapshotBytesV1(t, g), v1) {
+			t.Fatal("restored state differs")
 		}
 	}
 	g := New()
 	if err := g.Restore(bytes.NewReader(b)); err != nil {
 		t.Fatal(err)
-	}
-	if g.Hash() != f.Hash() || !bytes.Equal(snapshotBytes(t, g), b) {
-		t.Fatal("restored state differs")
 	}
 	if err := checkInvariants(g); err != nil {
 		t.Fatal(err)
@@ -133,8 +148,10 @@ func TestSnapshotRestoreFullRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRestoreRejectsBadIssue3Records edits version-1 streams (text); both
+// versions share the record checks (restorer).
 func TestRestoreRejectsBadIssue3Records(t *testing.T) {
-	good := string(snapshotBytes(t, sampleFSMFull(t)))
+	good := string(snapshotBytesV1(t, sampleFSMFull(t)))
 	lines := strings.SplitAfter(good, "\n")
 	find := func(kind string) string {
 		for _, l := range lines {
@@ -184,7 +201,7 @@ func TestRestoreRejectsBadIssue3Records(t *testing.T) {
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	f := sampleFSM(t)
 	b := snapshotBytes(t, f)
-	if !strings.HasPrefix(string(b), `{"format":"tokend-fsm","version":1,"applied_index":5}`+"\n") {
+	if !strings.HasPrefix(string(b), `{"format":"tokend-fsm","version":2,"applied_index":5,"tokens":4}`+"\n") {
 		t.Fatalf("header: %.80s", b)
 	}
 	g := New()
@@ -222,8 +239,10 @@ func TestSnapshotIsPointInTime(t *testing.T) {
 	}
 }
 
+// TestRestoreRejects edits version-1 streams (text); TestRestoreRejectsV2
+// covers the framing of version 2.
 func TestRestoreRejects(t *testing.T) {
-	good := string(snapshotBytes(t, sampleFSM(t)))
+	good := string(snapshotBytesV1(t, sampleFSM(t)))
 	lines := strings.SplitAfter(good, "\n")
 	tokenLine := lines[2]
 	for _, tc := range []struct {
@@ -233,7 +252,7 @@ func TestRestoreRejects(t *testing.T) {
 		{"empty", ""},
 		{"garbage", "not json"},
 		{"unknown_format", strings.Replace(good, "tokend-fsm", "other", 1)},
-		{"unknown_version", strings.Replace(good, `"version":1`, `"version":2`, 1)},
+		{"unknown_version", strings.Replace(good, `"version":1`, `"version":3`, 1)},
 		{"truncated", strings.Join(lines[:len(lines)-2], "")},
 		{"missing_meta", lines[0] + strings.Join(lines[2:], "")},
 		{"duplicate_token", strings.Join(lines[:3], "") + tokenLine + strings.Join(lines[3:], "")},

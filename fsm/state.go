@@ -82,9 +82,26 @@ func newState() *state {
 // insert stores t and indexes it. The caller has checked uniqueness; t is a
 // new record, now owned by the state (insert interns its strings).
 func (s *state) insert(t *Token) {
+	s.insertPrimary(t)
+	s.indexChild(t)
+	if t.ExpireTime != 0 {
+		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
+	}
+	if t.Path != "" {
+		s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
+	}
+}
+
+// insertPrimary stores t in the token map and the accessor index only
+// (Restore builds the other indexes once every token is in).
+func (s *state) insertPrimary(t *Token) {
 	s.internToken(t)
 	s.tokens[t.Hash] = t
 	s.accessors[t.Accessor] = t.Hash
+}
+
+// indexChild adds t to its parent's children set.
+func (s *state) indexChild(t *Token) {
 	if t.Parent != "" {
 		set := s.children[t.Parent]
 		if set == nil {
@@ -93,11 +110,20 @@ func (s *state) insert(t *Token) {
 		}
 		set[t.Hash] = struct{}{}
 	}
-	if t.ExpireTime != 0 {
-		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
-	}
-	if t.Path != "" {
-		s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
+}
+
+// indexRestored builds the children, expiry and path indexes of a state
+// whose tokens were all stored by insertPrimary (one pass, after the parent
+// links were shared by checkTree).
+func (s *state) indexRestored() {
+	for _, t := range s.tokens {
+		s.indexChild(t)
+		if t.ExpireTime != 0 {
+			s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
+		}
+		if t.Path != "" {
+			s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
+		}
 	}
 }
 
