@@ -94,9 +94,16 @@ func TestRestoreRejectsV2(t *testing.T) {
 		"dangling_parent":  join(hdr, all(recs[:last]), frame(frameToken, appendToken(nil, &Token{Hash: h("orphaned"), Accessor: "o", Parent: h("gone")})), recs[last]),
 		"plaintext_parent": join(hdr, all(recs[:last-1]), frame(frameToken, appendToken(nil, &Token{Hash: h("zz"), Accessor: "zz", Parent: "hvs.abc"})), recs[last]),
 	}
-	// Every strict prefix of a good stream is truncated.
-	for cut := 0; cut < len(good); cut++ {
-		cases[fmt.Sprintf("truncated_%d", cut)] = good[:cut]
+	// A stream cut anywhere is truncated: inside the header, and at the
+	// start, after the kind byte, and in the middle of every record.
+	cuts := []int{0, len(hdr) / 2, len(hdr)}
+	pos := len(hdr)
+	for _, r := range recs {
+		cuts = append(cuts, pos+1, pos+len(r)/2, pos+len(r)-1)
+		pos += len(r)
+	}
+	for _, cut := range cuts {
+		cases[fmt.Sprintf("truncated_at_%d", cut)] = good[:cut]
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
