@@ -46,8 +46,16 @@ type Route struct {
 	Ops    Ops
 	// Unauthenticated routes skip token auth, ACLs and num_uses.
 	Unauthenticated bool
-	// Bare routes answer with the handler's Raw body (no Vault envelope).
+	// Bare routes answer with the handler's Raw body (no Vault envelope),
+	// or its Body as is.
 	Bare bool
+	// Local routes are about this process (sys/pprof): answered by the node
+	// that received the request, never forwarded — not for X-Vault-Forward,
+	// ?consistent, a stale read lease or a limited-use token (refused, as
+	// its use could only be consumed on the leader). A node without a read
+	// lease answers 503: it cannot tell whether the caller's token was
+	// revoked.
+	Local bool
 	// Inject copies every key of data to the top level of the envelope too
 	// (Vault's injector sys routes: sys/capabilities*, sys/policy).
 	Inject bool
@@ -83,6 +91,18 @@ type Request struct {
 	Now time.Time
 
 	index uint64 // highest log index this request proposed
+	// w is the connection's writer, for extendWrite only.
+	w http.ResponseWriter
+}
+
+// extendWrite pushes the connection's write deadline d (plus a margin)
+// into the future, for handlers that take long on purpose (a CPU profile
+// of d) so that the server's WriteTimeout does not cut their answer off.
+// Writers that cannot (tests' recorders) are left alone.
+func (r *Request) extendWrite(d time.Duration) {
+	if r.w != nil {
+		_ = http.NewResponseController(r.w).SetWriteDeadline(time.Now().Add(d + 30*time.Second))
+	}
 }
 
 // Response is what a Handler returns. A nil *Response is a 204.
@@ -94,6 +114,24 @@ type Response struct {
 	Raw any
 	// Status overrides 200 (Bare routes, e.g. sys/health).
 	Status int
+	// Body, on a Bare route, is sent as is with ContentType (and Headers):
+	// non-JSON answers such as profiles.
+	Body        []byte
+	ContentType string
+	Headers     http.Header
+
+	// lookup, when set, is the data (Data is nil): a token's lookup object
+	// kept typed, so that the read path encodes it without building a map
+	// (encode.go).
+	lookup *lookupView
+}
+
+// data is the response's data as a map, whichever way it is held.
+func (r *Response) data() map[string]any {
+	if r.lookup != nil {
+		return r.lookup.data()
+	}
+	return r.Data
 }
 
 // Auth is Vault's "auth" object, fields in Vault's order.
@@ -177,6 +215,12 @@ func (rt *Route) allow() string {
 // (routes are tried most specific first).
 type router struct {
 	routes []*Route
+	// exact maps the path of every route without path values (segments
+	// joined by "/") to it, so that most requests are found without
+	// splitting their path. A route without path values beats every route
+	// with them that matches the same path (it has more literal segments),
+	// and the first of equal ones wins, as in the ordered search.
+	exact map[string]*Route
 }
 
 func newRouter(tables ...[]*Route) *router {
@@ -190,6 +234,16 @@ func newRouter(tables ...[]*Route) *router {
 	sort.SliceStable(r.routes, func(i, j int) bool {
 		return literalCount(r.routes[i]) > literalCount(r.routes[j])
 	})
+	r.exact = make(map[string]*Route)
+	for _, rt := range r.routes {
+		if literalCount(rt) != len(rt.segments) {
+			continue
+		}
+		key := strings.Join(rt.segments, "/")
+		if _, dup := r.exact[key]; !dup {
+			r.exact[key] = rt
+		}
+	}
 	return r
 }
 
@@ -204,7 +258,11 @@ func literalCount(rt *Route) int {
 }
 
 func (r *router) find(path string) (*Route, map[string]string) {
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	trimmed := strings.Trim(path, "/")
+	if rt, ok := r.exact[trimmed]; ok {
+		return rt, nil
+	}
+	segs := strings.Split(trimmed, "/")
 	for _, rt := range r.routes {
 		if vals, ok := rt.match(segs); ok {
 			return rt, vals

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +70,8 @@ type server struct {
 	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
 	tidyRunning atomic.Bool
 	audit       auditor // the audit key (audit_hook.go)
+	// lastIndex is the X-Vault-Index value last computed (index.go).
+	lastIndex atomic.Pointer[indexValue]
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -97,7 +100,7 @@ func newServer(node Node, opts Options) *server {
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes())
 	return s
 }
 
@@ -155,10 +158,16 @@ func (r *recorder) Flush() {
 	}
 }
 
-// call is the state of one request through the adapter.
+// call is the state of one request through the adapter. It holds the
+// request's recorder, Request, token and field data itself, so that a
+// request costs one allocation for all of them.
 type call struct {
 	w        *recorder
 	r        *http.Request
+	rec      recorder
+	request  Request
+	tok      fsm.Token
+	fields   FieldData
 	route    *Route
 	path     string // logical path, no "/v1/"
 	op       string
@@ -181,10 +190,10 @@ type call struct {
 // validation, the handler, and the response/error envelope.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	c := &call{w: &recorder{ResponseWriter: w}, r: r}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "application/json")
+	c := &call{r: r}
+	c.rec.ResponseWriter = w
+	c.w = &c.rec
+	setJSONHeaders(w.Header())
 
 	s.serve(c)
 
@@ -226,8 +235,11 @@ func (s *server) serve(c *call) {
 	}
 	c.path = strings.TrimPrefix(r.URL.Path, "/v1/")
 
-	// Method → operation (VAULT-API.md §0.1).
-	query := r.URL.Query()
+	// Method → operation (VAULT-API.md §0.1). No query, no map.
+	var query url.Values
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
 	c.op = r.Method
 	if r.Method == "GET" {
 		if ls := query.Get("list"); ls != "" {
@@ -247,7 +259,7 @@ func (s *server) serve(c *call) {
 		consistent = query.Get("consistent") == "" || parseBoolLoose(query.Get("consistent"))
 		query.Del("consistent")
 	}
-	if parseBoolLoose(r.Header.Get(headerConsistent)) {
+	if parseBoolLoose(headerValue(r.Header, headerConsistent)) {
 		consistent = true
 	}
 
@@ -307,6 +319,7 @@ func (s *server) serve(c *call) {
 	if op != nil {
 		kind = op.Kind
 	}
+	local := route != nil && route.Local
 	// A create that resolves to a batch token writes nothing (the token is
 	// sealed with the replicated keyring; the parent check is a read): it is
 	// served on this node like a read, read gates included, never forwarded,
@@ -314,7 +327,10 @@ func (s *server) serve(c *call) {
 	if kind == Write && s.localBatchCreate(c, route, pathVals) {
 		kind = Read
 	}
-	mustLead := kind == Write || consistent || r.Header.Get(headerForward) == "active-node"
+	mustLead := kind == Write || consistent || headerValue(r.Header, headerForward) == "active-node"
+	if local {
+		mustLead, consistent = false, false
+	}
 	if s.maybeForward(c, mustLead) {
 		return
 	}
@@ -324,7 +340,7 @@ func (s *server) serve(c *call) {
 			return
 		}
 	}
-	if kind == Read && !s.readGate(c) {
+	if kind == Read && !s.readGate(c, local) {
 		return
 	}
 	if !s.decode(c, query) {
@@ -338,14 +354,14 @@ func (s *server) serve(c *call) {
 		return
 	}
 	now := s.opts.Now()
-	var tok fsm.Token
 	var ok bool
+	tok := &c.tok
 	if isBatchTokenID(clientToken) {
 		// Batch tokens carry their own entry (batchtoken.go): opened with the
 		// local keyring, never stored, never limited-use, never forwarded.
-		tok, ok = s.validBatch(clientToken, now)
+		*tok, ok = s.validBatch(clientToken, now)
 	} else {
-		tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+		*tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
 	}
 	if !ok {
 		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
@@ -353,12 +369,16 @@ func (s *server) serve(c *call) {
 	}
 	// Bound CIDRs against the original client address (role.go), before a
 	// use is consumed.
-	if err := s.checkBoundCIDRs(c, &tok); err != nil {
+	if err := s.checkBoundCIDRs(c, tok); err != nil {
 		s.writeError(c, err)
 		return
 	}
 	c.accessor = tok.Accessor
 	limited := tok.NumUses > 0
+	if limited && local {
+		s.writeError(c, badRequest("limited-use tokens cannot be used on node-local endpoints"))
+		return
+	}
 	if limited {
 		// Consuming a use is a write: it must happen on the leader, before
 		// the handler runs (VAULT-API.md §2.7).
@@ -374,13 +394,14 @@ func (s *server) serve(c *call) {
 			s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
 			return
 		}
-		tok = *res.Token
-		c.req = &Request{index: idx}
+		*tok = *res.Token
+		c.request.index = idx
+		c.req = &c.request
 	}
 
 	// ACL before routing: a non-root token learns nothing about paths. As in
 	// Vault, a denied request still consumes one of a limited token's uses.
-	if !s.allowed(c, &tok) {
+	if !s.allowed(c, tok) {
 		s.writeError(c, newError(http.StatusForbidden, msgACLDenied))
 		return
 	}
@@ -396,7 +417,7 @@ func (s *server) serve(c *call) {
 		s.methodNotAllowed(c)
 		return
 	}
-	s.run(c, op, pathVals, &tok, clientToken, limited)
+	s.run(c, op, pathVals, tok, clientToken, limited)
 }
 
 func (s *server) methodNotAllowed(c *call) {
@@ -412,16 +433,14 @@ func (s *server) run(c *call, op *Op, pathVals map[string]string, tok *fsm.Token
 		}
 		c.raw[k] = v
 	}
-	d, err := newFieldData(c.raw, c.route.Fields)
-	if err != nil {
+	d := &c.fields
+	if err := d.init(c.raw, c.route.Fields); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	req := c.req
-	if req == nil {
-		req = &Request{}
-	}
-	req.HTTP, req.Op, req.Path, req.Data = c.r, c.op, strings.TrimSuffix(c.path, "/"), d
+	req := &c.request
+
+	req.HTTP, req.Op, req.Path, req.Data, req.w = c.r, c.op, strings.TrimSuffix(c.path, "/"), d, c.rec.ResponseWriter
 	req.Token, req.ClientToken, req.LimitedUse, req.Now = tok, clientToken, limited, s.opts.Now()
 	c.req = req
 
@@ -458,8 +477,7 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	s.stampClientAddr(c)
 	forwarded, err := s.node.ForwardToLeader(c.w, c.r)
 	if !forwarded {
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("Content-Type", "application/json")
+		setJSONHeaders(hdr)
 	}
 	if err != nil {
 		s.writeError(c, unavailable(err.Error()))
@@ -470,14 +488,15 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 }
 
 // readGate enforces bounded staleness and read-your-writes before a local
-// read (DESIGN.md "Reads"). It reports whether the read may proceed.
-func (s *server) readGate(c *call) bool {
+// read (DESIGN.md "Reads"). It reports whether the read may proceed. A
+// local route's request (Route.Local) is refused instead of forwarded.
+func (s *server) readGate(c *call, local bool) bool {
 	h := s.node.Health()
 	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
 		// No valid read lease: the local state may miss an acknowledged
 		// revocation. Ask the leader instead (one hop, as a write), or
 		// refuse when there is none.
-		if !h.KnownLeader || c.r.Header.Get(HopHeader) != "" {
+		if local || !h.KnownLeader || c.r.Header.Get(HopHeader) != "" {
 			s.writeError(c, unavailable("node is stale: no recent contact with the leader"))
 			return false
 		}
@@ -486,7 +505,7 @@ func (s *server) readGate(c *call) bool {
 		}
 		// This node became the leader meanwhile: serve locally.
 	}
-	values := c.r.Header.Values(headerIndex)
+	values := c.r.Header[headerIndex] // canonical: Header.Values without the canonicalisation
 	if len(values) == 0 {
 		return true
 	}
@@ -508,7 +527,7 @@ func (s *server) readGate(c *call) bool {
 	if err == nil && s.node.AppliedIndex() >= need {
 		return true
 	}
-	if c.r.Header.Get(headerInconsistent) == "forward-active-node" {
+	if !local && c.r.Header.Get(headerInconsistent) == "forward-active-node" {
 		if s.maybeForward(c, true) {
 			return false
 		}
@@ -584,17 +603,30 @@ func decodeBody(contentType string, body []byte) (map[string]any, error) {
 	return nil, badRequest("request body must be a JSON object")
 }
 
+// headerValue is h.Get(key) for a key already in canonical form (every
+// constant the read path asks for; TestHeaderKeysCanonical checks them):
+// the same answer without canonicalising the key on every request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func parseBoolLoose(s string) bool {
+	if s == "" {
+		return false // without ParseBool's error allocation
+	}
 	b, err := strconv.ParseBool(s)
 	return err == nil && b
 }
 
 // requestToken reads X-Vault-Token, else Authorization: Bearer.
 func requestToken(r *http.Request) string {
-	if t := r.Header.Get("X-Vault-Token"); t != "" {
+	if t := headerValue(r.Header, "X-Vault-Token"); t != "" {
 		return t
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+	if a := headerValue(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		return strings.TrimSpace(a[7:])
 	}
 	return ""
@@ -614,7 +646,7 @@ func (s *server) setIndexHeader(c *call) {
 	if idx == 0 {
 		idx = s.node.AppliedIndex()
 	}
-	c.w.Header().Set(headerIndex, encodeIndexState(id, key, idx))
+	c.w.Header()[headerIndex] = s.indexHeader(id, key, idx)
 }
 
 // writeResponse renders a handler's answer: 204 for nil, the bare body of a
@@ -627,6 +659,17 @@ func (s *server) writeResponse(c *call, resp *Response) {
 		if resp != nil && resp.Status != 0 {
 			st = resp.Status
 		}
+		if resp != nil && resp.Body != nil && c.r.Method != "HEAD" {
+			h := c.w.Header()
+			for k, v := range resp.Headers {
+				h[k] = v
+			}
+			h.Set("Content-Type", resp.ContentType)
+			h.Set("X-Content-Type-Options", "nosniff")
+			c.w.WriteHeader(st)
+			_, _ = c.w.Write(resp.Body)
+			return
+		}
 		if resp == nil || resp.Raw == nil || c.r.Method == "HEAD" {
 			c.w.WriteHeader(st)
 			return
@@ -637,7 +680,7 @@ func (s *server) writeResponse(c *call, resp *Response) {
 	if resp != nil && c.req != nil && c.req.Data != nil && len(c.req.Data.Unknown()) > 0 {
 		resp.Warnings = append(resp.Warnings, msgUnrecognizedParam+"["+strings.Join(c.req.Data.Unknown(), " ")+"]")
 	}
-	if resp == nil || (resp.Data == nil && resp.Auth == nil && len(resp.Warnings) == 0) {
+	if resp == nil || (resp.Data == nil && resp.lookup == nil && resp.Auth == nil && len(resp.Warnings) == 0) {
 		c.w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -652,18 +695,28 @@ func (s *server) writeResponse(c *call, resp *Response) {
 	if resp.Status != 0 {
 		st = resp.Status
 	}
-	env := &envelope{
-		RequestID: c.requestID(),
+	if c.route.Inject {
+		writeJSON(c.w, st, injected{&envelope{
+			RequestID: c.requestID(),
+			Data:      resp.data(),
+			Warnings:  resp.Warnings,
+			Auth:      resp.Auth,
+			MountType: mount,
+		}})
+		return
+	}
+	env := envelope{
 		Data:      resp.Data,
 		Warnings:  resp.Warnings,
 		Auth:      resp.Auth,
 		MountType: mount,
 	}
-	if c.route.Inject {
-		writeJSON(c.w, st, injected{env})
-		return
+	if c.audit != nil {
+		// The audited request's ID; otherwise appendEnvelope writes a fresh
+		// one straight into the answer.
+		env.RequestID = c.audit.id
 	}
-	writeJSON(c.w, st, env)
+	writeEnvelope(c.w, st, &env, resp.lookup)
 }
 
 // writeError renders {"errors":[…]} with the status from errorResponse.
@@ -688,6 +741,21 @@ func (s *server) writeError(c *call, err error) {
 	writeJSON(c.w, ae.Status, map[string][]string{"errors": errs})
 }
 
+// Header values every answer of the adapter carries, shared by all
+// answers: net/http only reads header values, and Header.Set/Add replace
+// or copy a slice rather than write into it.
+var (
+	noStoreValue = []string{"no-store"}
+	jsonValue    = []string{"application/json"}
+)
+
+// setJSONHeaders sets Cache-Control: no-store and Content-Type:
+// application/json (what h.Set would do, without allocating).
+func setJSONHeaders(h http.Header) {
+	h["Cache-Control"] = noStoreValue
+	h["Content-Type"] = jsonValue
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -701,19 +769,49 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // newUUID returns a random RFC 4122 version 4 UUID.
 func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
 	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
+	return string(appendUUID(out[:0]))
+}
+
+// uuidRand hands out crypto/rand bytes read in blocks: one getrandom call
+// per uuidBlock/16 request IDs instead of one per answer. A pooled block is
+// used by one goroutine at a time, and every byte is handed out once.
+var uuidRand = sync.Pool{New: func() any { return new(randBlock) }}
+
+const uuidBlock = 512
+
+type randBlock struct {
+	buf [uuidBlock]byte
+	off int // next unused byte; uuidBlock = empty (the zero value is empty)
+}
+
+func (rb *randBlock) read16(dst *[16]byte) {
+	if rb.off == 0 || rb.off+16 > uuidBlock {
+		_, _ = rand.Read(rb.buf[:])
+		rb.off = 0
+	}
+	copy(dst[:], rb.buf[rb.off:rb.off+16])
+	clear(rb.buf[rb.off : rb.off+16])
+	rb.off += 16
+}
+
+// appendUUID appends a random RFC 4122 version 4 UUID to b.
+func appendUUID(b []byte) []byte {
+	var r [16]byte
+	rb := uuidRand.Get().(*randBlock)
+	rb.read16(&r)
+	uuidRand.Put(rb)
+	r[6] = (r[6] & 0x0f) | 0x40
+	r[8] = (r[8] & 0x3f) | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], r[0:4])
 	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[9:13], r[4:6])
 	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[14:18], r[6:8])
 	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[19:23], r[8:10])
 	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	hex.Encode(out[24:], r[10:])
+	return append(b, out[:]...)
 }

@@ -2,10 +2,14 @@ package test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,7 +93,13 @@ func BenchmarkFollowerLookupSelf(b *testing.B) {
 
 func BenchmarkBareHandler(b *testing.B) {
 	// Body size of a lookup-self response for a typical token.
-	body := bytes.Repeat([]byte("x"), lookupSelfBodySize(b))
+	runGets(b, startBareHandler(b, lookupSelfBodySize(b))+"/v1/auth/token/lookup-self", "")
+}
+
+// startBareHandler serves ceiling (a): a bare net/http handler answering
+// every request with a body of size bytes. It returns the base URL.
+func startBareHandler(b *testing.B, size int) string {
+	body := bytes.Repeat([]byte("x"), size)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -100,7 +110,158 @@ func BenchmarkBareHandler(b *testing.B) {
 	})}
 	go srv.Serve(ln) //nolint:errcheck // ErrServerClosed at the end
 	b.Cleanup(func() { srv.Close() })
-	runGets(b, "http://"+ln.Addr().String()+"/v1/auth/token/lookup-self", "")
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkFollowerLookupSelfRatio measures lookup-self on a follower and
+// ceiling (a) in the same run, alternating: ratioRounds pairs of rounds of
+// ratioRound each (the order flips every pair), 64 keep-alive clients, the
+// ceiling's body the size of the follower's own lookup-self answer. It
+// reports both rates (median over the rounds) and the median of the
+// per-pair ratios: on a shared machine whose load drifts by the second,
+// short alternating rounds compare the two under the same load, which two
+// benchmarks run one after the other do not. It does its own timing: run
+// it with -benchtime=1x.
+func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
+	const (
+		ratioRounds = 40
+		ratioRound  = 250 * time.Millisecond
+	)
+	// A long -max-stale: on a saturated shared machine lease grants (every
+	// max-stale/4) can be late by seconds, and a follower without a lease
+	// answers 503. The read path checks its lease the same way whatever
+	// its length.
+	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming(), MaxStale: 20 * time.Second})
+	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.WaitForIndex(c.Cluster(c.LeaderIndex()).AppliedIndex())
+	follower := c.Addr(c.Followers()[0]) + "/v1/auth/token/lookup-self"
+	token := secret.Auth.ClientToken
+	size := bodySize(b, follower, token)
+	bare := startBareHandler(b, size) + "/v1/auth/token/lookup-self"
+	client := benchHTTPClient()
+	// Warm both up (connections, caches) before the first measured round.
+	_, _ = driveFor(b, client, follower, token, ratioRound)
+	_, _ = driveFor(b, client, bare, "", ratioRound)
+	var tokend, ceiling, ratios []float64
+	redone := 0
+	b.ResetTimer()
+	measureTokend := func() float64 {
+		// On a saturated machine the follower may lose its read lease for a
+		// moment and answer 503: such a round is not a measurement of the
+		// read path; it is redone (a bounded number of times) and counted.
+		t, bad := driveFor(b, client, follower, token, ratioRound)
+		for ; bad != ""; t, bad = driveFor(b, client, follower, token, ratioRound) {
+			if redone++; redone > ratioRounds {
+				b.Fatalf("the follower keeps failing: %s", bad)
+			}
+			b.Logf("round redone: %s", bad)
+		}
+		return t
+	}
+	measureCeiling := func() float64 {
+		a, bad := driveFor(b, client, bare, "", ratioRound)
+		if bad != "" {
+			b.Fatalf("ceiling: %s", bad)
+		}
+		return a
+	}
+	for i := range ratioRounds {
+		var t, a float64
+		if i%2 == 0 {
+			t, a = measureTokend(), measureCeiling()
+		} else {
+			a, t = measureCeiling(), measureTokend()
+		}
+		tokend, ceiling, ratios = append(tokend, t), append(ceiling, a), append(ratios, t/a)
+	}
+	b.StopTimer()
+	b.ReportMetric(median(tokend), "lookups/s")
+	b.ReportMetric(median(ceiling), "ceiling/s")
+	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(float64(size), "body-bytes")
+	b.ReportMetric(float64(redone), "redone-rounds")
+}
+
+// driveFor sends GETs of url from benchConcurrency keep-alive clients for
+// d and returns the rate of 200 answers per second and, when some request
+// failed, the first failure (a client stops at its first one).
+func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) (float64, string) {
+	var ok atomic.Int64
+	var bad atomic.Pointer[string]
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range benchConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if token != "" {
+					req.Header.Set("X-Vault-Token", token)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					msg := err.Error()
+					bad.CompareAndSwap(nil, &msg)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					msg := fmt.Sprintf("status %d: %.200s", resp.StatusCode, body)
+					bad.CompareAndSwap(nil, &msg)
+					return
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	rate := float64(ok.Load()) / time.Since(start).Seconds()
+	if p := bad.Load(); p != nil {
+		return rate, *p
+	}
+	return rate, ""
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bodySize is the length of the body of a GET of url with token. It waits
+// (bounded) for a 200: a follower that just started answers 503 until it
+// holds its first read lease.
+func bodySize(b *testing.B, url, token string) int {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("X-Vault-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return len(data)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			b.Fatalf("%s: status %d: %s", url, resp.StatusCode, data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // lookupSelfBodySize measures a real lookup-self body on a one-node cluster.
@@ -110,16 +271,9 @@ func lookupSelfBodySize(b *testing.B) int {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, c.Addr(0)+"/v1/auth/token/lookup-self", nil)
-	req.Header.Set("X-Vault-Token", secret.Auth.ClientToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	size := bodySize(b, c.Addr(0)+"/v1/auth/token/lookup-self", secret.Auth.ClientToken)
 	c.StopAll()
-	return len(data)
+	return size
 }
 
 func BenchmarkClusterCreate(b *testing.B) {
