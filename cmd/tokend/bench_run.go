@@ -88,10 +88,10 @@ type benchRun struct {
 	// paceStart + k/rate.
 	paceStart time.Time
 	paced     atomic.Int64
-	issued atomic.Int64 // operations started, against -n
-	ops    atomic.Int64 // operations that succeeded
-	errOps atomic.Int64 // operations that failed
-	setup  atomic.Int64 // untimed helper requests (revoke's victims)
+	issued    atomic.Int64 // operations started, against -n
+	ops       atomic.Int64 // operations that succeeded
+	errOps    atomic.Int64 // operations that failed
+	setup     atomic.Int64 // untimed helper requests (revoke's victims)
 
 	iter     histogram // latency of whole operations
 	kinds    [numKinds]histogram

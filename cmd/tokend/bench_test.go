@@ -154,7 +154,9 @@ func TestBenchFlags(t *testing.T) {
 		{"bad addr", []string{"-addr", "ftp://x"}, env, "not an http(s) address", nil},
 		{"stray argument", []string{"lookup-self"}, env, "unexpected argument", nil},
 		{"rate", []string{"-rate", "200", "-cpuprofile", "/tmp/x.pprof", "-d", "2s"}, env, "",
-			func(c *benchConfig) bool { return c.rate == 200 && c.cpuProfile == "/tmp/x.pprof" && c.duration == 2*time.Second }},
+			func(c *benchConfig) bool {
+				return c.rate == 200 && c.cpuProfile == "/tmp/x.pprof" && c.duration == 2*time.Second
+			}},
 		{"rate default", nil, env, "", func(c *benchConfig) bool { return c.rate == 0 && c.cpuProfile == "" }},
 		{"rate negative", []string{"-rate", "-5"}, env, "-rate must be a number of operations per second >= 0", nil},
 		{"rate NaN", []string{"-rate", "NaN"}, env, "-rate must be a number", nil},
