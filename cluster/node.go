@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/tokend/tokend/cluster/raftconf"
 	"github.com/tokend/tokend/fsm"
 )
 
@@ -242,7 +243,7 @@ func (n *Node) setupRaft() (bool, error) {
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
-		MaxPool: 3,
+		MaxPool: raftconf.MaxPool,
 		Timeout: t.TransportTimeout,
 		Logger:  logger,
 	})

@@ -57,6 +57,7 @@ type opts struct {
 	jsonOut     string
 	nodeLogLvl  string
 	ceilingSize int
+	writesOnly  int
 }
 
 func main() {
@@ -73,12 +74,15 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "", "also write the rows as JSON to this file")
 	flag.StringVar(&o.nodeLogLvl, "node-log-level", "warn", "-log-level of the nodes")
 	flag.IntVar(&o.ceilingSize, "entry-size", ceiling.DefaultEntrySize, "command size of ceiling (b) in bytes (a CreateToken entry)")
+	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:
 		fail("unexpected argument %q", flag.Arg(0))
 	case o.dur < time.Second:
 		fail("-d must be at least 1s")
+	case o.writesOnly < 0:
+		fail("-writes-only must be >= 0")
 	case o.conc < 1 || o.prepare < 1 || o.writeRate < 1 || o.children < 1 || o.ceilingSize < 1:
 		fail("-c, -prepare, -write-rate, -children and -entry-size must be >= 1")
 	}
@@ -124,7 +128,11 @@ func run(ctx context.Context, o opts) int {
 		return 1
 	}
 	logf("cluster up: leader %s, follower %s", c.leader, c.follower)
-	rows, err := measure(ctx, o, c)
+	measureFn := measure
+	if o.writesOnly > 0 {
+		measureFn = measureWrites
+	}
+	rows, err := measureFn(ctx, o, c)
 	if err != nil {
 		logf("%v", err)
 		c.tailLogs()
@@ -264,6 +272,27 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 		row{Name: "ceiling (a) bare http", Res: bareRes, Note: fmt.Sprintf("%d-byte body, same bench command", len(lookupBody))},
 		row{Name: "ceiling (b) raw raft", Res: raftRow, Note: fmt.Sprintf("%d proposers, %d-byte entries", o.conc, o.ceilingSize)},
 	)
+	return rows, nil
+}
+
+// measureWrites alternates ceiling (b) and create o.writesOnly times,
+// each pair its own ratio.
+func measureWrites(ctx context.Context, o opts, c *cluster) ([]row, error) {
+	var rows []row
+	for i := range o.writesOnly {
+		raftRes, err := ceiling.Run(ctx, 3, o.conc, o.ceilingSize, o.dur)
+		if err != nil {
+			return nil, fmt.Errorf("raft ceiling: %w", err)
+		}
+		cr, err := c.bench(ctx, "create", "-profile", "create", "-addr", c.leader+","+strings.Join(c.others(c.leader), ","), "-d", o.dur.String(), "-c", strconv.Itoa(o.conc))
+		if err != nil {
+			return nil, err
+		}
+		r := row{Name: fmt.Sprintf("create (3 nodes) #%d", i+1), Res: cr, Ceiling: "raft (b)", CeilVal: raftRes.AppliesPerSec}
+		r.judge(cr.OpsPerS/raftRes.AppliesPerSec, true, 0.5)
+		rows = append(rows, r, row{Name: fmt.Sprintf("ceiling (b) raw raft #%d", i+1),
+			Res: result{OpsPerS: raftRes.AppliesPerSec, P50: ms(raftRes.P50), P99: ms(raftRes.P99), Errors: int64(raftRes.Errors)}})
+	}
 	return rows, nil
 }
 
