@@ -259,6 +259,7 @@ func (n *Node) setupRaft() (bool, error) {
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
+	raftconf.Tune(rc)
 	// PreVote is on by default in raft v1.7 (PreVoteDisabled=false): a
 	// partitioned node that rejoins does not depose a healthy leader.
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -266,7 +267,7 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.adapter, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, n.adapter, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

@@ -58,6 +58,7 @@ type opts struct {
 	nodeLogLvl  string
 	ceilingSize int
 	writesOnly  int
+	binB        string
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&o.nodeLogLvl, "node-log-level", "warn", "-log-level of the nodes")
 	flag.IntVar(&o.ceilingSize, "entry-size", ceiling.DefaultEntrySize, "command size of ceiling (b) in bytes (a CreateToken entry)")
 	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
+	flag.StringVar(&o.binB, "compare-bin", "", "with -writes-only: also run a cluster of each of these tokend binaries (comma list) and alternate their creates with the first's (same-run A/B)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:
@@ -83,6 +85,8 @@ func main() {
 		fail("-d must be at least 1s")
 	case o.writesOnly < 0:
 		fail("-writes-only must be >= 0")
+	case o.binB != "" && o.writesOnly == 0:
+		fail("-compare-bin needs -writes-only")
 	case o.conc < 1 || o.prepare < 1 || o.writeRate < 1 || o.children < 1 || o.ceilingSize < 1:
 		fail("-c, -prepare, -write-rate, -children and -entry-size must be >= 1")
 	}
@@ -128,11 +132,25 @@ func run(ctx context.Context, o opts) int {
 		return 1
 	}
 	logf("cluster up: leader %s, follower %s", c.leader, c.follower)
-	measureFn := measure
-	if o.writesOnly > 0 {
-		measureFn = measureWrites
+	var cb []*cluster
+	if o.binB != "" {
+		for i, bin := range strings.Split(o.binB, ",") {
+			b := &cluster{bin: bin, dir: filepath.Join(dir, fmt.Sprintf("b%d", i+1)), logLevel: o.nodeLogLvl}
+			cb = append(cb, b)
+			defer b.stop()
+			if err := b.start(ctx, 3); err != nil {
+				logf("start cluster B%d: %v", i+1, err)
+				b.tailLogs()
+				return 1
+			}
+		}
 	}
-	rows, err := measureFn(ctx, o, c)
+	var rows []row
+	if o.writesOnly > 0 {
+		rows, err = measureWrites(ctx, o, c, cb)
+	} else {
+		rows, err = measure(ctx, o, c)
+	}
 	if err != nil {
 		logf("%v", err)
 		c.tailLogs()
@@ -155,10 +173,15 @@ func run(ctx context.Context, o opts) int {
 
 // result is one measured line: a bench report or a ceiling run.
 type result struct {
-	OpsPerS float64 `json:"ops_per_s"`
-	P50     float64 `json:"p50_ms"`
-	P99     float64 `json:"p99_ms"`
-	Errors  int64   `json:"errors"`
+	// CPUPerOp is the CPU time (user+system) the server side spent per
+	// successful operation: all three tokend processes for a bench row,
+	// this process for ceiling (b). Less noisy than ops/s on a shared
+	// machine, where a busy neighbour slows everything down.
+	CPUPerOp time.Duration `json:"cpu_per_op_ns"`
+	OpsPerS  float64       `json:"ops_per_s"`
+	P50      float64       `json:"p50_ms"`
+	P99      float64       `json:"p99_ms"`
+	Errors   int64         `json:"errors"`
 }
 
 // row is one line of the table.
@@ -223,11 +246,10 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 	}
 
 	logf("ceiling (b): raw 3-node raft, %d proposers, %d-byte entries", o.conc, o.ceilingSize)
-	raftRes, err := ceiling.Run(ctx, 3, o.conc, o.ceilingSize, o.dur)
+	raftRow, err := raftCeiling(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("raft ceiling: %w", err)
+		return nil, err
 	}
-	raftRow := result{OpsPerS: raftRes.AppliesPerSec, P50: ms(raftRes.P50), P99: ms(raftRes.P99), Errors: int64(raftRes.Errors)}
 
 	logf("create through all nodes")
 	createArgs := []string{"-profile", "create", "-addr", c.leader + "," + strings.Join(c.others(c.leader), ","), "-d", d, "-c", cc}
@@ -277,21 +299,42 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 
 // measureWrites alternates ceiling (b) and create o.writesOnly times,
 // each pair its own ratio.
-func measureWrites(ctx context.Context, o opts, c *cluster) ([]row, error) {
+func measureWrites(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]row, error) {
 	var rows []row
 	for i := range o.writesOnly {
-		raftRes, err := ceiling.Run(ctx, 3, o.conc, o.ceilingSize, o.dur)
+		raftRes, err := raftCeiling(ctx, o)
 		if err != nil {
-			return nil, fmt.Errorf("raft ceiling: %w", err)
+			return nil, err
 		}
 		cr, err := c.bench(ctx, "create", "-profile", "create", "-addr", c.leader+","+strings.Join(c.others(c.leader), ","), "-d", o.dur.String(), "-c", strconv.Itoa(o.conc))
 		if err != nil {
 			return nil, err
 		}
-		r := row{Name: fmt.Sprintf("create (3 nodes) #%d", i+1), Res: cr, Ceiling: "raft (b)", CeilVal: raftRes.AppliesPerSec}
-		r.judge(cr.OpsPerS/raftRes.AppliesPerSec, true, 0.5)
-		rows = append(rows, r, row{Name: fmt.Sprintf("ceiling (b) raw raft #%d", i+1),
-			Res: result{OpsPerS: raftRes.AppliesPerSec, P50: ms(raftRes.P50), P99: ms(raftRes.P99), Errors: int64(raftRes.Errors)}})
+		r := row{Name: fmt.Sprintf("create (3 nodes) #%d", i+1), Res: cr, Ceiling: "raft (b)", CeilVal: raftRes.OpsPerS}
+		r.judge(cr.OpsPerS/raftRes.OpsPerS, true, 0.5)
+		lo, err := c.bench(ctx, "create-leader", "-profile", "create", "-addr", c.leader, "-d", o.dur.String(), "-c", strconv.Itoa(o.conc))
+		if err != nil {
+			return nil, err
+		}
+		rl := row{Name: fmt.Sprintf("create (leader only) #%d", i+1), Res: lo, Ceiling: "raft (b)", CeilVal: raftRes.OpsPerS}
+		if i == 0 {
+			rl.Note = "no forwarding: what forwarding costs"
+		}
+		rl.Ratio = lo.OpsPerS / raftRes.OpsPerS
+		rows = append(rows, r, rl)
+		for j, cb := range cbs {
+			crb, err := cb.bench(ctx, "create-b", "-profile", "create", "-addr", cb.leader+","+strings.Join(cb.others(cb.leader), ","), "-d", o.dur.String(), "-c", strconv.Itoa(o.conc))
+			if err != nil {
+				return nil, err
+			}
+			rb := row{Name: fmt.Sprintf("B%d: create (3 nodes) #%d", j+1, i+1), Res: crb, Ceiling: "raft (b)", CeilVal: raftRes.OpsPerS}
+			if i == 0 {
+				rb.Note = "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin
+			}
+			rb.judge(crb.OpsPerS/raftRes.OpsPerS, true, 0.5)
+			rows = append(rows, rb)
+		}
+		rows = append(rows, row{Name: fmt.Sprintf("ceiling (b) raw raft #%d", i+1), Res: raftRes})
 	}
 	return rows, nil
 }
@@ -333,29 +376,33 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func printTable(w io.Writer, o opts, rows []row) bool {
 	fmt.Fprintf(w, "\nbench-cluster: 3 nodes on loopback, %d clients, %s per run, GOMAXPROCS of each process = cores (%d)\n\n",
 		o.conc, o.dur, numCPU())
-	head := []string{"profile", "ops/s", "p50", "p99", "ceiling", "ratio", "target", "result"}
+	head := []string{"profile", "ops/s", "p50", "p99", "cpu/op", "ceiling", "ratio", "target", "result"}
 	table := [][]string{head}
 	missed := false
 	for _, r := range rows {
-		line := []string{r.Name, strconv.FormatFloat(r.Res.OpsPerS, 'f', 0, 64), fmtMS(r.Res.P50), fmtMS(r.Res.P99), "", "", "", ""}
+		cpu := "-"
+		if r.Res.CPUPerOp > 0 {
+			cpu = strconv.FormatInt(r.Res.CPUPerOp.Microseconds(), 10) + "µs"
+		}
+		line := []string{r.Name, strconv.FormatFloat(r.Res.OpsPerS, 'f', 0, 64), fmtMS(r.Res.P50), fmtMS(r.Res.P99), cpu, "", "", "", ""}
 		if r.Ceiling != "" {
 			v := strconv.FormatFloat(r.CeilVal, 'f', 0, 64) + "/s"
 			if strings.HasPrefix(r.Ceiling, "p99") {
 				v = fmtMS(r.CeilVal)
 			}
-			line[4] = r.Ceiling + " " + v
-			line[5] = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
-			line[6] = r.Target
+			line[5] = r.Ceiling + " " + v
+			line[6] = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
+			line[7] = r.Target
 		}
 		if r.Pass != nil {
-			line[7] = "PASS"
+			line[8] = "PASS"
 			if !*r.Pass {
-				line[7] = "FAIL"
+				line[8] = "FAIL"
 				missed = true
 			}
 		}
 		if r.Res.Errors > 0 {
-			line[7] = strings.TrimSpace(line[7] + fmt.Sprintf(" (%d errors)", r.Res.Errors))
+			line[8] = strings.TrimSpace(line[8] + fmt.Sprintf(" (%d errors)", r.Res.Errors))
 		}
 		table = append(table, line)
 	}
@@ -386,6 +433,7 @@ func printTable(w io.Writer, o opts, rows []row) bool {
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "  cpu/op: CPU time of the 3 tokend processes per operation (for ceiling (b): of the raw raft process)")
 	for _, r := range rows {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  %s: %s\n", r.Name, r.Note)
@@ -403,6 +451,7 @@ func fmtMS(v float64) string {
 
 // benchReport is the part of `tokend bench -format=json` used here.
 type benchReport struct {
+	Ops     int64   `json:"ops"`
 	OpsPerS float64 `json:"ops_per_s"`
 	Errors  int64   `json:"errors"`
 	Latency struct {
@@ -419,7 +468,9 @@ func (c *cluster) bench(ctx context.Context, name string, args ...string) (resul
 	cmd.SysProcAttr = childAttr()
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cpu0 := c.cpu()
 	err := cmd.Run()
+	cpu := c.cpu() - cpu0
 	file := filepath.Join(c.dir, "bench-"+sanitize(name)+".json")
 	_ = os.WriteFile(file, out.Bytes(), 0o600)
 	if err != nil {
@@ -432,7 +483,62 @@ func (c *cluster) bench(ctx context.Context, name string, args ...string) (resul
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		return result{}, fmt.Errorf("%s: bench output: %v", name, err)
 	}
-	return result{OpsPerS: rep.OpsPerS, P50: rep.Latency.P50, P99: rep.Latency.P99, Errors: rep.Errors}, nil
+	res := result{OpsPerS: rep.OpsPerS, P50: rep.Latency.P50, P99: rep.Latency.P99, Errors: rep.Errors}
+	if rep.Ops > 0 && cpu > 0 {
+		res.CPUPerOp = cpu / time.Duration(rep.Ops)
+	}
+	return res, nil
+}
+
+// cpu returns the CPU time used so far by the cluster's processes (0 where
+// /proc is not available).
+func (c *cluster) cpu() time.Duration {
+	var sum time.Duration
+	for _, p := range c.nodes {
+		if p.cmd != nil && p.cmd.Process != nil {
+			sum += procCPU(p.cmd.Process.Pid)
+		}
+	}
+	return sum
+}
+
+// procCPU reads utime+stime of pid from /proc (Linux), 0 if unavailable.
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields count from after it.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	// USER_HZ is 100 on every Linux ABI Go supports.
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// raftCeiling runs ceiling (b) and measures this process's CPU time for it.
+func raftCeiling(ctx context.Context, o opts) (result, error) {
+	self := os.Getpid()
+	cpu0 := procCPU(self)
+	r, err := ceiling.Run(ctx, 3, o.conc, o.ceilingSize, o.dur)
+	if err != nil {
+		return result{}, fmt.Errorf("raft ceiling: %w", err)
+	}
+	res := result{OpsPerS: r.AppliesPerSec, P50: ms(r.P50), P99: ms(r.P99), Errors: int64(r.Errors)}
+	if cpu := procCPU(self) - cpu0; cpu > 0 && r.Applies > 0 {
+		res.CPUPerOp = cpu / time.Duration(r.Applies)
+	}
+	return res, nil
 }
 
 func sanitize(s string) string {

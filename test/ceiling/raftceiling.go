@@ -143,8 +143,9 @@ func startNode(dir string, id raft.ServerID, logger hclog.Logger) (*node, error)
 	rc.SnapshotInterval = SnapshotInterval
 	rc.SnapshotThreshold = SnapshotThreshold
 	rc.TrailingLogs = TrailingLogs
+	raftconf.Tune(rc)
 	f := &counterFSM{}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, f, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
