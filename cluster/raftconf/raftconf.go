@@ -36,12 +36,14 @@ const (
 	// under load; 256 lets one fsync cover every waiting writer while an
 	// RPC stays well below a megabyte (entries are ~0.5 KiB).
 	MaxAppendEntries = 256
-	// BatchApplyCh buffers raft's apply channel (MaxAppendEntries deep):
-	// writers hand their entry over without waiting for the leader loop,
-	// which then commits everything queued meanwhile with one disk write.
-	// The price, per raft's docs: Apply's enqueue timeout no longer bounds
-	// the wait; tokend bounds every Propose with its own context anyway.
-	BatchApplyCh = true
+	// BatchApplyCh stays off. It would buffer raft's apply channel, but
+	// raft v1.7 never answers a future still in that buffer when it shuts
+	// down: a Propose racing a shutdown would wait out its whole timeout
+	// and leak the goroutine waiting on the future (goleak caught it in
+	// cluster's tests). Group commit does not need it: the leader loop
+	// takes every Apply already waiting on the channel (up to
+	// MaxAppendEntries) into one disk write.
+	BatchApplyCh = false
 	// LogCacheSize is the number of recent log entries kept in memory in
 	// front of the bolt log store: the leader reads just-written entries
 	// back to replicate them and followers to apply them, and without the
