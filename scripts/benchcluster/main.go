@@ -127,6 +127,11 @@ func run(ctx context.Context, o opts) int {
 		}
 	}()
 	if err := c.start(ctx, 3); err != nil {
+		if ctx.Err() != nil {
+			failed = false
+			logf("interrupted")
+			return 130
+		}
 		logf("start cluster: %v", err)
 		c.tailLogs()
 		return 1
@@ -150,6 +155,12 @@ func run(ctx context.Context, o opts) int {
 		rows, err = measureWrites(ctx, o, c, cb)
 	} else {
 		rows, err = measure(ctx, o, c)
+	}
+	if ctx.Err() != nil {
+		// Ctrl-C: clean up (the deferred stop) and say so, no log dump.
+		failed = false
+		logf("interrupted")
+		return 130
 	}
 	if err != nil {
 		logf("%v", err)
@@ -755,7 +766,9 @@ func (c *cluster) sampleBodies() ([]byte, []byte, error) {
 	return nil, nil, errors.New("sample lookup-self on the follower failed")
 }
 
-// stop ends every node: SIGTERM to its process group, SIGKILL after 10 s.
+// stop ends every node: SIGTERM to its process group, SIGKILL after 3 s
+// (the data is thrown away, so a node still busy leaving gracefully is not
+// waited for).
 func (c *cluster) stop() {
 	var wg sync.WaitGroup
 	for _, p := range c.nodes {
@@ -766,7 +779,7 @@ func (c *cluster) stop() {
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 			select {
 			case <-p.done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(3 * time.Second):
 				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 				<-p.done
 			}
