@@ -189,7 +189,11 @@ type result struct {
 	// this process for ceiling (b). Less noisy than ops/s on a shared
 	// machine, where a busy neighbour slows everything down.
 	CPUPerOp time.Duration `json:"cpu_per_op_ns"`
-	OpsPerS  float64       `json:"ops_per_s"`
+	// ClientCPUPerOp is the load generator's (tokend bench's) CPU time per
+	// operation: it shares the machine with the servers.
+	ClientCPUPerOp time.Duration `json:"client_cpu_per_op_ns,omitempty"`
+	Ops            int64         `json:"ops"`
+	OpsPerS        float64       `json:"ops_per_s"`
 	P50      float64       `json:"p50_ms"`
 	P99      float64       `json:"p99_ms"`
 	Errors   int64         `json:"errors"`
@@ -240,9 +244,16 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 	var rows []row
 
 	logf("ceiling (a): bare net/http handler, %d-byte lookup-self body", len(lookupBody))
+	self := os.Getpid()
+	selfCPU := procCPU(self)
 	bareRes, err := c.bench(ctx, "bare-http", "-profile", "lookup-self", "-addr", bare.url, "-d", d, "-c", cc, "-prepare", prep)
 	if err != nil {
 		return nil, err
+	}
+	// The server side of ceiling (a) is this process, not the nodes.
+	bareRes.CPUPerOp = 0
+	if cpu := procCPU(self) - selfCPU; cpu > 0 && bareRes.Ops > 0 {
+		bareRes.CPUPerOp = cpu / time.Duration(bareRes.Ops)
 	}
 	logf("lookup-self on a follower")
 	ls, err := c.bench(ctx, "lookup-self", "-profile", "lookup-self", "-addr", c.follower, "-d", d, "-c", cc, "-prepare", prep)
@@ -395,6 +406,9 @@ func printTable(w io.Writer, o opts, rows []row) bool {
 		if r.Res.CPUPerOp > 0 {
 			cpu = strconv.FormatInt(r.Res.CPUPerOp.Microseconds(), 10) + "µs"
 		}
+		if r.Res.ClientCPUPerOp > 0 {
+			cpu += " +" + strconv.FormatInt(r.Res.ClientCPUPerOp.Microseconds(), 10)
+		}
 		line := []string{r.Name, strconv.FormatFloat(r.Res.OpsPerS, 'f', 0, 64), fmtMS(r.Res.P50), fmtMS(r.Res.P99), cpu, "", "", "", ""}
 		if r.Ceiling != "" {
 			v := strconv.FormatFloat(r.CeilVal, 'f', 0, 64) + "/s"
@@ -444,7 +458,8 @@ func printTable(w io.Writer, o opts, rows []row) bool {
 		}
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "  cpu/op: CPU time of the 3 tokend processes per operation (for ceiling (b): of the raw raft process)")
+	fmt.Fprintln(w, "  cpu/op: CPU time of the 3 tokend processes per operation (ceiling (a): of the bare server's process,")
+	fmt.Fprintln(w, "  ceiling (b): of the raw raft process), + the load generator's (tokend bench) CPU per operation")
 	for _, r := range rows {
 		if r.Note != "" {
 			fmt.Fprintf(w, "  %s: %s\n", r.Name, r.Note)
@@ -494,9 +509,12 @@ func (c *cluster) bench(ctx context.Context, name string, args ...string) (resul
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		return result{}, fmt.Errorf("%s: bench output: %v", name, err)
 	}
-	res := result{OpsPerS: rep.OpsPerS, P50: rep.Latency.P50, P99: rep.Latency.P99, Errors: rep.Errors}
+	res := result{Ops: rep.Ops, OpsPerS: rep.OpsPerS, P50: rep.Latency.P50, P99: rep.Latency.P99, Errors: rep.Errors}
 	if rep.Ops > 0 && cpu > 0 {
 		res.CPUPerOp = cpu / time.Duration(rep.Ops)
+	}
+	if st := cmd.ProcessState; st != nil && rep.Ops > 0 {
+		res.ClientCPUPerOp = (st.UserTime() + st.SystemTime()) / time.Duration(rep.Ops)
 	}
 	return res, nil
 }
@@ -545,7 +563,7 @@ func raftCeiling(ctx context.Context, o opts) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("raft ceiling: %w", err)
 	}
-	res := result{OpsPerS: r.AppliesPerSec, P50: ms(r.P50), P99: ms(r.P99), Errors: int64(r.Errors)}
+	res := result{Ops: int64(r.Applies), OpsPerS: r.AppliesPerSec, P50: ms(r.P50), P99: ms(r.P99), Errors: int64(r.Errors)}
 	if cpu := procCPU(self) - cpu0; cpu > 0 && r.Applies > 0 {
 		res.CPUPerOp = cpu / time.Duration(r.Applies)
 	}
