@@ -194,9 +194,9 @@ type result struct {
 	ClientCPUPerOp time.Duration `json:"client_cpu_per_op_ns,omitempty"`
 	Ops            int64         `json:"ops"`
 	OpsPerS        float64       `json:"ops_per_s"`
-	P50      float64       `json:"p50_ms"`
-	P99      float64       `json:"p99_ms"`
-	Errors   int64         `json:"errors"`
+	P50            float64       `json:"p50_ms"`
+	P99            float64       `json:"p99_ms"`
+	Errors         int64         `json:"errors"`
 }
 
 // row is one line of the table.
