@@ -8,7 +8,7 @@ BIN       := bin/tokend
 TEST_TIMEOUT ?= 15m
 FUZZTIME  ?= 30s
 
-.PHONY: all build run cluster cluster-stop test test-e2e lint imports tidy tidy-check bench fuzz docs clean
+.PHONY: all build run cluster cluster-stop test test-e2e lint imports tidy tidy-check bench bench-cluster fuzz docs clean
 
 all: build
 
@@ -65,6 +65,13 @@ tidy-check:
 ## (follower lookup-self vs a bare handler with the same body, creates through 3 nodes; 64 clients)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./fsm/... ./httpapi/... ./test/ ./test/ceiling/
+
+## bench-cluster: a private 3-node cluster on free loopback ports, every tokend bench profile plus both
+## ceilings in one run, one table of ratios against issue 5's targets (BENCH_FLAGS="-d 10s -keep" etc.)
+BENCH_FLAGS ?=
+bench-cluster: build
+	$(GO) build -o bin/benchcluster ./scripts/benchcluster
+	bin/benchcluster -bin $(BIN) $(BENCH_FLAGS)
 
 ## fuzz: every fuzz target for FUZZTIME (30s) each
 fuzz:

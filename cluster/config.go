@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/tokend/tokend/cluster/raftconf"
 )
 
 // HopHeader marks a request that was already forwarded once. It duplicates
@@ -96,24 +98,25 @@ type Timing struct {
 }
 
 // DefaultTiming returns the production timers, tuned for nodes on one LAN
-// (round trips well under 1 ms). See doc.go for the reasoning.
+// (round trips well under 1 ms). See doc.go for the reasoning. The raft
+// timers come from package raftconf, which test/ceiling shares.
 func DefaultTiming() Timing {
 	return Timing{
 		// The library defaults (1 s / 1 s / 500 ms) make elections take 2-3 s;
 		// on a LAN half of that still leaves >100x margin over the RTT and
 		// lets a new leader take over well within 2 s of a crash.
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatTimeout:   raftconf.HeartbeatTimeout,
+		ElectionTimeout:    raftconf.ElectionTimeout,
+		LeaderLeaseTimeout: raftconf.LeaderLeaseTimeout,
 		// Followers learn the commit index at most 10 ms after the leader.
-		CommitTimeout: 10 * time.Millisecond,
+		CommitTimeout: raftconf.CommitTimeout,
 		// Snapshot every 8192 entries (checked every 30 s) and keep 10240
 		// entries behind it, so a briefly lagging follower catches up from the
 		// log instead of a full snapshot install.
-		SnapshotInterval:  30 * time.Second,
-		SnapshotThreshold: 8192,
-		TrailingLogs:      10240,
-		TransportTimeout:  10 * time.Second,
+		SnapshotInterval:  raftconf.SnapshotInterval,
+		SnapshotThreshold: raftconf.SnapshotThreshold,
+		TrailingLogs:      raftconf.TrailingLogs,
+		TransportTimeout:  raftconf.TransportTimeout,
 
 		GossipProbeInterval:    time.Second,
 		GossipProbeTimeout:     500 * time.Millisecond,
@@ -125,7 +128,7 @@ func DefaultTiming() Timing {
 		FailedGrace:       10 * time.Second,
 		ReapInterval:      time.Second,
 		LeaderWait:        5 * time.Second,
-		ApplyTimeout:      5 * time.Second,
+		ApplyTimeout:      raftconf.ApplyTimeout,
 		ForwardTimeout:    10 * time.Second,
 		JoinRetryMin:      250 * time.Millisecond,
 		JoinRetryMax:      5 * time.Second,

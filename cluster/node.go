@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/tokend/tokend/cluster/raftconf"
 	"github.com/tokend/tokend/fsm"
 )
 
@@ -119,12 +120,18 @@ func New(cfg Config) (*Node, error) {
 	n.adapter = newRaftFSM(n.fsm)
 	n.client = cfg.HTTPClient
 	if n.client == nil {
+		// No Client.Timeout: sendForward bounds every request with a
+		// ForwardTimeout context already, and Client.Timeout would add a
+		// second deadline context and body wrapper per request.
 		n.client = &http.Client{
-			Timeout: n.timing.ForwardTimeout,
 			Transport: &http.Transport{
-				DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-				MaxIdleConnsPerHost: 64,
+				DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				// One idle keep-alive connection per concurrent forward,
+				// so a burst of writes through a follower does not close
+				// and redial connections (the library default keeps 2).
+				MaxIdleConnsPerHost: 256,
 				IdleConnTimeout:     30 * time.Second,
+				DisableCompression:  true, // loopback/LAN: gzip costs CPU, saves nothing
 			},
 			// Never follow a redirect on behalf of a client.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -242,7 +249,7 @@ func (n *Node) setupRaft() (bool, error) {
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
-		MaxPool: 3,
+		MaxPool: raftconf.MaxPool,
 		Timeout: t.TransportTimeout,
 		Logger:  logger,
 	})
@@ -258,6 +265,7 @@ func (n *Node) setupRaft() (bool, error) {
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
+	raftconf.Tune(rc)
 	// PreVote is on by default in raft v1.7 (PreVoteDisabled=false): a
 	// partitioned node that rejoins does not depose a healthy leader.
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -265,7 +273,7 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.adapter, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, n.adapter, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

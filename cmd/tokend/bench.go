@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"sort"
@@ -59,6 +60,12 @@ type benchConfig struct {
 	timeout     time.Duration
 	format      string
 	skipVerify  bool
+	// rate caps the operations started per second over all workers; 0 is
+	// no cap.
+	rate float64
+	// cpuProfile is where the CPU profile of the first node during the run
+	// is written; "" fetches none.
+	cpuProfile string
 }
 
 // needsPrepared reports whether the run reads prepared tokens (read
@@ -104,12 +111,18 @@ Profiles (-profile):
                   take tokens created by the run's creates
 
 Requests rotate over -addr per worker (round-robin), on keep-alive
-connections. -prepare tokens are created (concurrently, untimed) before a
+connections. -rate caps the operations started per second over all
+workers (a steady background load: -rate 200 -c 8); without it every
+worker sends its next request as soon as the last one is answered.
+-cpuprofile FILE downloads GET /v1/sys/pprof/profile?seconds=<-d> from the
+first -addr node with -token while the timed run goes on, and writes it
+(Go's pprof format: go tool pprof FILE) once the run is over. -prepare tokens are created (concurrently, untimed) before a
 read profile starts, and the run waits until every node can see them.
 -token defaults to TOKEND_TOKEN, else VAULT_TOKEN; -addr to TOKEND_ADDR,
 else VAULT_ADDR, else ` + defaultAddr + `.
 Exit codes: 0 the run completed (errors, if any, are in the report);
-1 bad usage; 2 preparing failed or no operation succeeded.`
+1 bad usage; 2 preparing failed, no operation succeeded or the CPU
+profile could not be fetched (the report is still printed).`
 
 // parseBenchFlags parses and validates the command line of tokend bench.
 // It returns flag.ErrHelp for -h, with the help written to stdout.
@@ -141,6 +154,8 @@ func parseBenchFlags(getenv func(string) string, argv []string, stdout io.Writer
 	fs.Var(&timeout, "timeout", "timeout of one HTTP request (default 10s)")
 	fs.StringVar(&c.format, "format", "table", "report format: table or json")
 	fs.BoolVar(&c.skipVerify, "tls-skip-verify", false, "do not verify the servers' TLS certificates (https addresses)")
+	fs.Float64Var(&c.rate, "rate", 0, "cap the operations started per second over all workers (0: as fast as -c allows)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the first -addr node's CPU profile of the timed run to this file (needs -d and a root token)")
 
 	err := fs.Parse(argv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -196,6 +211,10 @@ func parseBenchFlags(getenv func(string) string, argv []string, stdout io.Writer
 		return nil, usagef("-timeout must be > 0")
 	case c.format != "table" && c.format != "json":
 		return nil, usagef("-format must be table or json (got %q)", c.format)
+	case c.rate < 0 || math.IsNaN(c.rate) || math.IsInf(c.rate, 0):
+		return nil, usagef("-rate must be a number of operations per second >= 0 (got %v)", c.rate)
+	case c.cpuProfile != "" && count > 0:
+		return nil, usagef("-cpuprofile needs a duration (-d): the profile covers a fixed number of seconds")
 	}
 	c.count = count
 	if count == 0 {
@@ -203,6 +222,9 @@ func parseBenchFlags(getenv func(string) string, argv []string, stdout io.Writer
 		if dur.set {
 			c.duration = dur.d
 		}
+	}
+	if c.cpuProfile != "" && c.duration < time.Second {
+		return nil, usagef("-cpuprofile needs -d of at least 1s (the profile is taken in whole seconds)")
 	}
 	c.timeout = 10 * time.Second
 	if timeout.set {
@@ -328,8 +350,28 @@ func benchCmd(e *env, argv []string) int {
 		fmt.Fprintf(e.stderr, "tokend bench: %v\n(run \"tokend bench -h\" for help)\n", err)
 		return exitFailure
 	}
+	var profFile *os.File
+	if cfg.cpuProfile != "" {
+		// Created before the run, so a bad path fails at once, not after it.
+		if profFile, err = os.OpenFile(cfg.cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			fmt.Fprintf(e.stderr, "tokend bench: -cpuprofile: %v\n", err)
+			return exitFailure
+		}
+	}
 	progress := cfg.format == "table" && isTerminal(e.stdout)
 	rep, err := runBench(e.ctx, cfg, progressWriter(progress, e.stdout))
+	if profFile != nil {
+		if err == nil && rep.profileErr == nil {
+			_, werr := profFile.Write(rep.profile)
+			rep.profileErr = errors.Join(werr, profFile.Close())
+		} else {
+			profFile.Close()
+		}
+		if err != nil || rep.profileErr != nil {
+			// Never leave an empty or partial file that looks like a profile.
+			os.Remove(cfg.cpuProfile)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tokend bench: %v\n", err)
 		return exitAPIError
@@ -340,6 +382,10 @@ func benchCmd(e *env, argv []string) int {
 	}
 	if rep.Ops == 0 && rep.Errors > 0 {
 		fmt.Fprintln(e.stderr, "tokend bench: no operation succeeded")
+		return exitAPIError
+	}
+	if rep.profileErr != nil {
+		fmt.Fprintf(e.stderr, "tokend bench: -cpuprofile: %v\n", rep.profileErr)
 		return exitAPIError
 	}
 	return exitOK

@@ -29,6 +29,11 @@ type benchReport struct {
 	Requests    []requestJSON  `json:"requests"`
 	Setup       int64          `json:"setup_requests"`
 	ErrorsBy    []errorJSON    `json:"errors_by_status"`
+	Rate        float64        `json:"rate,omitempty"` // -rate, when set
+
+	// profile is the -cpuprofile download, profileErr why it failed.
+	profile    []byte
+	profileErr error
 }
 
 // latencyJSON is a latency summary in milliseconds.
@@ -78,6 +83,7 @@ func (b *benchRun) report(elapsed time.Duration) *benchReport {
 		Setup:       b.setup.Load(),
 		Requests:    []requestJSON{},
 		ErrorsBy:    []errorJSON{},
+		Rate:        cfg.rate,
 	}
 	if cfg.profile == profRevoke {
 		r.Prepared = cfg.preparedCount()
@@ -152,6 +158,9 @@ func (r *benchReport) write(w io.Writer, format string) error {
 		{"latency p90", ms(r.Latency.P90)},
 		{"latency p99", ms(r.Latency.P99)},
 		{"latency max", ms(r.Latency.Max)},
+	}
+	if r.Rate > 0 {
+		rows = append(rows[:3], append([][]string{{"rate cap", strconv.FormatFloat(r.Rate, 'f', -1, 64) + " ops/s"}}, rows[3:]...)...)
 	}
 	if r.Setup > 0 {
 		rows = append(rows, []string{"setup requests", strconv.FormatInt(r.Setup, 10) + " (untimed)"})

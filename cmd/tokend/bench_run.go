@@ -81,11 +81,17 @@ type benchRun struct {
 	victimsMu sync.Mutex
 	victims   []string // tokens to revoke (revoke: the prepared ones)
 
-	stop   atomic.Bool  // set when -d is over
-	issued atomic.Int64 // operations started, against -n
-	ops    atomic.Int64 // operations that succeeded
-	errOps atomic.Int64 // operations that failed
-	setup  atomic.Int64 // untimed helper requests (revoke's victims)
+	stop   atomic.Bool   // set when -d is over
+	stopCh chan struct{} // closed when -d is over (wakes paced workers)
+
+	// paceStart and paced schedule -rate: operation k may start at
+	// paceStart + k/rate.
+	paceStart time.Time
+	paced     atomic.Int64
+	issued    atomic.Int64 // operations started, against -n
+	ops       atomic.Int64 // operations that succeeded
+	errOps    atomic.Int64 // operations that failed
+	setup     atomic.Int64 // untimed helper requests (revoke's victims)
 
 	iter     histogram // latency of whole operations
 	kinds    [numKinds]histogram
@@ -125,6 +131,7 @@ func runBench(ctx context.Context, cfg *benchConfig, progress io.Writer) (*bench
 		ctx:    ctx,
 		client: &http.Client{Transport: tr, Timeout: cfg.timeout},
 		errs:   map[string]*errStat{},
+		stopCh: make(chan struct{}),
 	}
 	b.createBody = mustJSON(map[string]any{"ttl": cfg.ttl.seconds(), "policies": []string{"default"}, "display_name": "bench"})
 	// A parent inherits the caller's policies: the default policy alone may
@@ -155,9 +162,21 @@ func runBench(ctx context.Context, cfg *benchConfig, progress io.Writer) (*bench
 	}
 
 	start := time.Now()
+	b.paceStart = start
 	if cfg.duration > 0 {
-		t := time.AfterFunc(cfg.duration, func() { b.stop.Store(true) })
+		t := time.AfterFunc(cfg.duration, func() {
+			b.stop.Store(true)
+			close(b.stopCh)
+		})
 		defer t.Stop()
+	}
+	var profile chan profileResult
+	if cfg.cpuProfile != "" {
+		profile = make(chan profileResult, 1)
+		go func() {
+			raw, err := b.fetchCPUProfile(cfg.addrs[0], cfg.duration)
+			profile <- profileResult{raw, err}
+		}()
 	}
 	var wg sync.WaitGroup
 	for i := range cfg.concurrency {
@@ -174,7 +193,63 @@ func runBench(ctx context.Context, cfg *benchConfig, progress io.Writer) (*bench
 	} else {
 		wg.Wait()
 	}
-	return b.report(time.Since(start)), nil
+	rep := b.report(time.Since(start))
+	if profile != nil {
+		// The profile covers -d, so it ends about when the workers do; the
+		// client's timeout bounds the wait.
+		p := <-profile
+		rep.profile, rep.profileErr = p.raw, p.err
+	}
+	return rep, nil
+}
+
+// profileResult is a downloaded CPU profile or why there is none.
+type profileResult struct {
+	raw []byte
+	err error
+}
+
+// pprofProfilePath is the CPU profile endpoint of tokend (behind a root
+// token); seconds is the profiling time, Go's net/http/pprof contract.
+const pprofProfilePath = "/v1/sys/pprof/profile"
+
+// maxProfileBytes bounds the profile download.
+const maxProfileBytes = 64 << 20
+
+// fetchCPUProfile asks addr for a CPU profile of d (rounded up to whole
+// seconds) and returns it. It checks that the answer is a pprof profile
+// (gzip-compressed protobuf), so an error page is never written as one.
+func (b *benchRun) fetchCPUProfile(addr string, d time.Duration) ([]byte, error) {
+	secs := int64((d + time.Second - 1) / time.Second)
+	req, err := http.NewRequestWithContext(b.ctx, "GET", addr+pprofProfilePath+"?seconds="+strconv.FormatInt(secs, 10), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Vault-Token", b.cfg.token)
+	// Its own client: the request lasts the whole run, longer than -timeout.
+	c := &http.Client{Transport: b.client.Transport, Timeout: time.Duration(secs)*time.Second + b.cfg.timeout}
+	resp, err := c.Do(req)
+	if err != nil {
+		if b.ctx.Err() != nil {
+			return nil, errors.New("interrupted before the profile was complete")
+		}
+		return nil, fmt.Errorf("GET %s: %w", pprofProfilePath, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxProfileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the profile: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s on %s: HTTP %d: %s", pprofProfilePath, addr, resp.StatusCode, vaultErrorMessage(raw))
+	}
+	if len(raw) > maxProfileBytes {
+		return nil, fmt.Errorf("profile larger than %d MiB", maxProfileBytes>>20)
+	}
+	if len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		return nil, fmt.Errorf("GET %s on %s: the answer is not a pprof profile (gzip)", pprofProfilePath, addr)
+	}
+	return raw, nil
 }
 
 // claim reports whether a worker may start another operation.
@@ -191,6 +266,9 @@ func (b *benchRun) claim() bool {
 func (w *benchWorker) loop() {
 	b := w.b
 	for b.claim() {
+		if b.cfg.rate > 0 && !b.pace() {
+			return
+		}
 		op := b.cfg.profile
 		if op == profMixed {
 			op = b.pickOp()
@@ -205,6 +283,30 @@ func (w *benchWorker) loop() {
 			b.ops.Add(1)
 			b.iter.record(d)
 		}
+	}
+}
+
+// pace waits for the next free slot of the -rate schedule. Slots are
+// handed out in order, so the run as a whole starts rate operations per
+// second however many workers wait; a worker that falls behind (a slow
+// answer) does not get its missed slots back as a burst beyond what the
+// other workers absorb. It reports false when the run ended meanwhile.
+func (b *benchRun) pace() bool {
+	k := b.paced.Add(1) - 1
+	due := b.paceStart.Add(time.Duration(float64(k) / b.cfg.rate * float64(time.Second)))
+	wait := time.Until(due)
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !b.stop.Load() && b.ctx.Err() == nil
+	case <-b.stopCh:
+		return false
+	case <-b.ctx.Done():
+		return false
 	}
 }
 

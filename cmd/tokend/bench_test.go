@@ -153,6 +153,16 @@ func TestBenchFlags(t *testing.T) {
 		{"format", []string{"-format", "yaml"}, env, "-format must be table or json", nil},
 		{"bad addr", []string{"-addr", "ftp://x"}, env, "not an http(s) address", nil},
 		{"stray argument", []string{"lookup-self"}, env, "unexpected argument", nil},
+		{"rate", []string{"-rate", "200", "-cpuprofile", "/tmp/x.pprof", "-d", "2s"}, env, "",
+			func(c *benchConfig) bool {
+				return c.rate == 200 && c.cpuProfile == "/tmp/x.pprof" && c.duration == 2*time.Second
+			}},
+		{"rate default", nil, env, "", func(c *benchConfig) bool { return c.rate == 0 && c.cpuProfile == "" }},
+		{"rate negative", []string{"-rate", "-5"}, env, "-rate must be a number of operations per second >= 0", nil},
+		{"rate NaN", []string{"-rate", "NaN"}, env, "-rate must be a number", nil},
+		{"rate not a number", []string{"-rate", "fast"}, env, "invalid value", nil},
+		{"cpuprofile with n", []string{"-cpuprofile", "p", "-n", "10"}, env, "-cpuprofile needs a duration", nil},
+		{"cpuprofile short d", []string{"-cpuprofile", "p", "-d", "500ms"}, env, "-cpuprofile needs -d of at least 1s", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,8 +185,22 @@ func TestBenchHelpAndUsageExit(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "child-cascade") || !strings.Contains(out, "-prepare") {
 		t.Fatalf("exit %d help:\n%s", code, out)
 	}
+	for _, f := range []string{"-rate", "-cpuprofile"} {
+		if !strings.Contains(out, f) {
+			t.Errorf("help lacks %s:\n%s", f, out)
+		}
+	}
 	code, out, errOut := runArgs("bench", "-c", "0", "-token", "x")
 	if code != exitFailure || out != "" || !strings.Contains(errOut, "-c must be >= 1") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runArgs("bench", "-rate", "-1", "-token", "x")
+	if code != exitFailure || out != "" || !strings.Contains(errOut, "-rate must be") {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	// An unwritable profile path fails before any request is sent.
+	code, out, errOut = runArgs("bench", "-cpuprofile", t.TempDir()+"/no/such/dir/p", "-d", "1s", "-token", "x", "-addr", "127.0.0.1:1")
+	if code != exitFailure || out != "" || !strings.Contains(errOut, "-cpuprofile") {
 		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
 	}
 }

@@ -17,23 +17,23 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/tokend/tokend/cluster/raftconf"
 )
 
-// Raft timers. They mirror cluster.DefaultTiming (tokend's production LAN
-// defaults) so the ceiling runs raft exactly as tokend does; this package
-// must not import cluster, so keep them in sync by hand.
+// The raft settings are tokend's own (package raftconf, shared with
+// cluster), so the ceiling runs raft exactly as tokend does.
 const (
-	HeartbeatTimeout   = 500 * time.Millisecond
-	ElectionTimeout    = 500 * time.Millisecond
-	LeaderLeaseTimeout = 250 * time.Millisecond
-	CommitTimeout      = 10 * time.Millisecond
-	SnapshotInterval   = 30 * time.Second
-	SnapshotThreshold  = 8192
-	TrailingLogs       = 10240
-	TransportTimeout   = 10 * time.Second
-	// ApplyTimeout mirrors cluster.DefaultTiming().ApplyTimeout: the bound
-	// on one raft.Apply.
-	ApplyTimeout = 5 * time.Second
+	HeartbeatTimeout   = raftconf.HeartbeatTimeout
+	ElectionTimeout    = raftconf.ElectionTimeout
+	LeaderLeaseTimeout = raftconf.LeaderLeaseTimeout
+	CommitTimeout      = raftconf.CommitTimeout
+	SnapshotInterval   = raftconf.SnapshotInterval
+	SnapshotThreshold  = raftconf.SnapshotThreshold
+	TrailingLogs       = raftconf.TrailingLogs
+	TransportTimeout   = raftconf.TransportTimeout
+	// ApplyTimeout is the bound on one raft.Apply, as tokend's.
+	ApplyTimeout = raftconf.ApplyTimeout
 )
 
 // DefaultEntrySize is the size in bytes of a typical tokend CreateToken log
@@ -128,8 +128,7 @@ func startNode(dir string, id raft.ServerID, logger hclog.Logger) (*node, error)
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	// MaxPool 3 as tokend's transport.
-	trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, 3, TransportTimeout, logger)
+	trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, raftconf.MaxPool, TransportTimeout, logger)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("start raft transport: %w", err)
@@ -144,8 +143,9 @@ func startNode(dir string, id raft.ServerID, logger hclog.Logger) (*node, error)
 	rc.SnapshotInterval = SnapshotInterval
 	rc.SnapshotThreshold = SnapshotThreshold
 	rc.TrailingLogs = TrailingLogs
+	raftconf.Tune(rc)
 	f := &counterFSM{}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, f, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
