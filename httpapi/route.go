@@ -31,6 +31,9 @@ type Op struct {
 	Handler Handler
 	Kind    Kind
 	Summary string
+	// Local reads report on the receiving node itself (sys/metrics): no
+	// read gates (staleness, X-Vault-Index), so a stale node still answers.
+	Local bool
 }
 
 // Ops maps an HTTP method ("GET", "POST", "PUT", "DELETE", "HEAD" and
@@ -94,6 +97,10 @@ type Response struct {
 	Raw any
 	// Status overrides 200 (Bare routes, e.g. sys/health).
 	Status int
+	// Body, when set, is a Bare route's whole answer, sent as is with
+	// ContentType instead of Raw as JSON (sys/metrics' Prometheus text).
+	Body        []byte
+	ContentType string
 }
 
 // Auth is Vault's "auth" object, fields in Vault's order.

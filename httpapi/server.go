@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi/audit"
@@ -57,6 +58,9 @@ type Options struct {
 	// RateLimiter, when set, limits requests and failed authentications
 	// per client address (ratelimit.go); nil = no limits.
 	RateLimiter *RateLimiter
+	// Metrics, when set, gets this package's request metrics registered and
+	// is served whole on sys/metrics (metrics.go); nil = no instrumentation.
+	Metrics *prometheus.Registry
 }
 
 // server is the generic adapter plus the handlers of every route table.
@@ -69,6 +73,8 @@ type server struct {
 	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
 	tidyRunning atomic.Bool
 	audit       auditor // the audit key (audit_hook.go)
+	// metrics is nil without Options.Metrics (metrics.go).
+	metrics *httpMetrics
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -97,7 +103,8 @@ func newServer(node Node, opts Options) *server {
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.metricsRoutes())
+	s.metrics = newHTTPMetrics(opts.Metrics, s.router)
 	return s
 }
 
@@ -187,6 +194,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 
 	s.serve(c)
+	s.metrics.observe(c, time.Since(start))
 
 	if s.log.IsDebug() {
 		path := "unmatched"
@@ -324,7 +332,7 @@ func (s *server) serve(c *call) {
 			return
 		}
 	}
-	if kind == Read && !s.readGate(c) {
+	if kind == Read && (op == nil || !op.Local) && !s.readGate(c) {
 		return
 	}
 	if !s.decode(c, query) {
@@ -626,6 +634,12 @@ func (s *server) writeResponse(c *call, resp *Response) {
 		st := http.StatusOK
 		if resp != nil && resp.Status != 0 {
 			st = resp.Status
+		}
+		if resp != nil && resp.Body != nil && c.r.Method != "HEAD" {
+			c.w.Header().Set("Content-Type", resp.ContentType)
+			c.w.WriteHeader(st)
+			_, _ = c.w.Write(resp.Body)
+			return
 		}
 		if resp == nil || resp.Raw == nil || c.r.Method == "HEAD" {
 			c.w.WriteHeader(st)
