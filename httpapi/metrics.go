@@ -203,7 +203,8 @@ func (s *server) metricsRoutes() []*Route {
 			Summary: "This node's telemetry: Prometheus text or a JSON summary (needs read on sys/metrics)"}},
 		Description: "Without format, an Accept header starting with application/openmetrics-text or naming " +
 			"prometheus/telemetry selects the Prometheus format, as in Vault. Answered by the node that receives it " +
-			"(no read gates, never forwarded), so a stale follower still reports why it is stale. An unknown format " +
+			"(no read gates; forwarded only when X-Vault-Forward: active-node asks for the leader), so a stale " +
+			"follower still reports why it is stale. An unknown format " +
 			"is 400. The JSON summary has Vault's keys (Timestamp, Gauges, Points, Counters, Samples) but " +
 			"cumulative values since the process started, not one 10-second interval.",
 	}}
@@ -237,7 +238,8 @@ func (s *server) readMetrics(_ context.Context, r *Request) (*Response, error) {
 				return nil, err
 			}
 		}
-		return &Response{Body: buf.Bytes(), ContentType: string(f)}, nil
+		// Non-nil even when empty: a Body, not a Raw answer.
+		return &Response{Body: append([]byte{}, buf.Bytes()...), ContentType: string(f)}, nil
 	}
 	return &Response{Raw: summarize(families, r.Now)}, nil
 }
