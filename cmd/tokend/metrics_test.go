@@ -70,7 +70,7 @@ func TestServerMetrics(t *testing.T) {
 	}
 	for _, name := range []string{
 		"tokend_raft_leader", "tokend_raft_applied_index", "tokend_fsm_tokens", // the node
-		"tokend_raft_apply_duration_seconds", // the node, around Propose (dev init proposed)
+		"tokend_raft_apply_duration_seconds",          // the node, around Propose (dev init proposed)
 		"tokend_raft_apply", "tokend_raft_commitTime", // raft's go-metrics, bridged
 		"go_goroutines", "process_cpu_seconds_total", // runtime and process
 	} {
