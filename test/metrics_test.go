@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/test/inproc"
 )
 
@@ -193,5 +195,39 @@ func TestMetricsOnCluster(t *testing.T) {
 	// The runtime collector is wired too.
 	if _, ok := after["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
+	}
+
+	// A proposal a follower refuses is counted as a failure, by reason.
+	if _, _, err := c.Cluster(f).Propose(context.Background(), fsm.ReapExpired{Now: time.Now().UnixNano()}); err == nil {
+		t.Fatal("a follower accepted a proposal")
+	}
+	if n, _ := scrapeNode(t, c, f).sum("tokend_raft_apply_failures_total", map[string]string{"command": "reap_expired", "reason": "not_leader"}); n != 1 {
+		t.Errorf("follower counted %v refused proposals, want 1", n)
+	}
+
+	// Snapshots are timed and their index shows; a restarted node restores
+	// from its snapshot and counts that.
+	if err := c.Cluster(f).Snapshot(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	m := scrapeNode(t, c, f)
+	if n, _ := m.sum("tokend_snapshot_persist_duration_seconds", map[string]string{"result": "ok"}); n != 1 {
+		t.Errorf("persisted snapshots = %v, want 1", n)
+	}
+	if n, _ := m.sum("tokend_snapshot_capture_duration_seconds", nil); n != 1 {
+		t.Errorf("captured snapshots = %v, want 1", n)
+	}
+	if si := m.gauge(t, "tokend_raft_last_snapshot_index"); si < float64(index) {
+		t.Errorf("last snapshot index %v < %d", si, index)
+	}
+	c.Stop(f)
+	c.Restart(f)
+	c.WaitForIndex(index)
+	m = scrapeNode(t, c, f)
+	if n, _ := m.sum("tokend_snapshot_restore_duration_seconds", map[string]string{"result": "ok"}); n != 1 {
+		t.Errorf("restores after restart = %v, want 1", n)
+	}
+	if tokens := m.gauge(t, "tokend_fsm_tokens"); tokens != 1+creates {
+		t.Errorf("restarted follower: tokend_fsm_tokens = %v, want %d", tokens, 1+creates)
 	}
 }
