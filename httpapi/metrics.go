@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,18 +56,43 @@ func methodIndex(m string) int {
 	return 8
 }
 
-// commonStatuses get a lock-free slot per route and method; any other code
-// (sys/health lets the caller choose its codes) takes the slow path once
-// per series.
-var commonStatuses = [...]int{200, 204, 307, 400, 403, 404, 405, 412, 413, 429, 500, 501, 503}
+// statusLabels are the status label values: the codes tokend and Vault
+// answer, each under its own label, then one label per class for any other
+// code (sys/health lets an unauthenticated caller pick its codes, 100-999,
+// which must not mint series at will).
+var statusLabels = [...]string{
+	"200", "201", "204", "301", "302", "304", "307", "308",
+	"400", "401", "403", "404", "405", "409", "412", "413", "415", "429", "472", "473",
+	"500", "501", "502", "503", "504", "530",
+	"1xx", "2xx", "3xx", "4xx", "5xx", "other",
+}
 
-// statusSlot maps a status code to 1 + its index in commonStatuses (0 = not common).
-var statusSlot = func() (t [600]uint8) {
-	for i, c := range commonStatuses {
-		t[c] = uint8(i + 1)
+// statusSlot maps a status code to its index in statusLabels.
+var statusSlot = func() (t [1000]uint8) {
+	byLabel := map[string]int{}
+	for i, l := range statusLabels {
+		byLabel[l] = i
+	}
+	for code := range t {
+		i, ok := byLabel[strconv.Itoa(code)]
+		switch {
+		case ok:
+		case code >= 100 && code < 600:
+			i = byLabel[strconv.Itoa(code/100)+"xx"]
+		default:
+			i = byLabel["other"]
+		}
+		t[code] = uint8(i)
 	}
 	return t
 }()
+
+func statusIndex(code int) int {
+	if code < 0 || code >= len(statusSlot) {
+		return len(statusLabels) - 1 // "other"
+	}
+	return int(statusSlot[code])
+}
 
 // seriesCell is one (route, method, status) series pair, resolved once.
 type seriesCell struct {
@@ -76,13 +100,14 @@ type seriesCell struct {
 	dur   prometheus.Observer
 }
 
-// routeSeries caches the cells of one route label.
-type routeSeries struct {
-	route string
-	cells [len(metricMethods)][len(commonStatuses) + 1]atomic.Pointer[seriesCell]
+// statusCells are one route and method's cells, by status index.
+type statusCells [len(statusLabels)]atomic.Pointer[seriesCell]
 
-	mu    sync.Mutex
-	other map[[2]int]*seriesCell // uncommon status codes, guarded by mu
+// routeSeries caches the cells of one route label; a method's cells are
+// allocated when the method is first seen (most routes see one or two).
+type routeSeries struct {
+	route   string
+	methods [len(metricMethods)]atomic.Pointer[statusCells]
 }
 
 // httpMetrics records every request by route pattern (never the raw path:
@@ -106,7 +131,8 @@ func newHTTPMetrics(reg *prometheus.Registry, rt *router) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_http_requests_total",
-			Help: "HTTP requests answered by this node, by route pattern, method and status code.",
+			Help: "HTTP requests answered by this node, by route pattern, method and status code " +
+				"(uncommon codes by class: 2xx, 4xx, ...).",
 		}, labels),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tokend_http_request_duration_seconds",
@@ -147,38 +173,26 @@ func (m *httpMetrics) observe(c *call, d time.Duration) {
 	cell.dur.Observe(d.Seconds())
 }
 
-func (m *httpMetrics) cell(rs *routeSeries, mi, status int) *seriesCell {
-	slot := 0
-	if status >= 0 && status < len(statusSlot) {
-		slot = int(statusSlot[status])
+// cell returns the series of (rs, method mi, status code), creating it on
+// first use. Lock-free: racing creators agree through CompareAndSwap (the
+// prometheus vectors return the same child for the same labels anyway).
+func (m *httpMetrics) cell(rs *routeSeries, mi, code int) *seriesCell {
+	cells := rs.methods[mi].Load()
+	if cells == nil {
+		rs.methods[mi].CompareAndSwap(nil, new(statusCells))
+		cells = rs.methods[mi].Load()
 	}
-	if slot != 0 {
-		p := &rs.cells[mi][slot]
-		if c := p.Load(); c != nil {
-			return c
-		}
-		c := m.newCell(rs.route, mi, status)
-		if p.CompareAndSwap(nil, c) {
-			return c
-		}
-		return p.Load()
+	si := statusIndex(code)
+	p := &cells[si]
+	if c := p.Load(); c != nil {
+		return c
 	}
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	key := [2]int{mi, status}
-	c := rs.other[key]
-	if c == nil {
-		if rs.other == nil {
-			rs.other = make(map[[2]int]*seriesCell)
-		}
-		c = m.newCell(rs.route, mi, status)
-		rs.other[key] = c
-	}
-	return c
+	p.CompareAndSwap(nil, m.newCell(rs.route, mi, si))
+	return p.Load()
 }
 
-func (m *httpMetrics) newCell(route string, mi, status int) *seriesCell {
-	lv := []string{route, metricMethods[mi], strconv.Itoa(status)}
+func (m *httpMetrics) newCell(route string, mi, si int) *seriesCell {
+	lv := []string{route, metricMethods[mi], statusLabels[si]}
 	return &seriesCell{count: m.requests.WithLabelValues(lv...), dur: m.duration.WithLabelValues(lv...)}
 }
 

@@ -108,6 +108,12 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	e.do("GET", "/v1/no/such/route/"+secret, e.root, "")
 	// A made-up method folds into OTHER.
 	e.do("BREW", lookupSelf, e.root, "")
+	// Status codes a caller picks (sys/health, unauthenticated) fold into
+	// their class; Vault's own codes keep theirs.
+	for _, code := range []string{"299", "298", "472"} {
+		e.do("GET", "/v1/sys/health?activecode="+code, "", "")
+	}
+	e.do("GET", "/v1/sys/health?activecode=999", "", "")
 	fams, body := scrape(t, e.srv.URL, e.root)
 	for _, tc := range []struct {
 		labels map[string]string
@@ -118,6 +124,9 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		{reqLabels("/v1/auth/token/lookup/{token}", "GET", "403"), 1},
 		{reqLabels(routeUnmatched, "GET", "404"), 1},
 		{reqLabels(routeUnmatched, "OTHER", "405"), 1},
+		{reqLabels("/v1/sys/health", "GET", "2xx"), 2},
+		{reqLabels("/v1/sys/health", "GET", "472"), 1},
+		{reqLabels("/v1/sys/health", "GET", "other"), 1},
 		// The first scrape, answered before the second was taken.
 		{reqLabels("/v1/sys/metrics", "GET", "200"), 1},
 	} {
@@ -133,10 +142,17 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	for _, rt := range newServer(newFakeLeader(), Options{}).router.routes {
 		patterns[rt.Path] = true
 	}
+	statuses := map[string]bool{}
+	for _, l := range statusLabels {
+		statuses[l] = true
+	}
 	for _, m := range fams["tokend_http_requests_total"].GetMetric() {
 		for _, lp := range m.GetLabel() {
 			if lp.GetName() == "route" && !patterns[lp.GetValue()] {
 				t.Errorf("route label %q is not a route pattern", lp.GetValue())
+			}
+			if lp.GetName() == "status" && !statuses[lp.GetValue()] {
+				t.Errorf("status label %q is outside the fixed set", lp.GetValue())
 			}
 		}
 	}
@@ -266,8 +282,8 @@ func TestMetricsObserveAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { s.metrics.observe(c, time.Millisecond) }); n != 0 {
 		t.Fatalf("observe allocates %.1f times per request", n)
 	}
-	// An uncommon status takes the locked path, still without allocating.
-	c.w.status = 472
+	// An uncommon status, counted under its class, neither.
+	c.w.status = 418
 	s.metrics.observe(c, time.Millisecond)
 	if n := testing.AllocsPerRun(100, func() { s.metrics.observe(c, time.Millisecond) }); n != 0 {
 		t.Fatalf("observe of an uncommon status allocates %.1f times", n)
