@@ -148,4 +148,10 @@
 // out a process restart without churning the raft configuration.
 //
 // Tests use FastTiming: 200 ms raft timers and 200 ms gossip probes.
+//
+// # Metrics
+//
+// metrics.go times proposals, forwarding and snapshots as they happen and
+// reads raft's indexes, leadership, the read lease and the state's counts
+// at scrape time; Collector hands both to the caller's Prometheus registry.
 package cluster

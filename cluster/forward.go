@@ -24,7 +24,8 @@ var hopByHop = []string{
 	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// ForwardToLeader sends r to the leader's HTTP address with HopHeader set
+// forwardToLeader (ForwardToLeader, in metrics.go, is it with telemetry)
+// sends r to the leader's HTTP address with HopHeader set
 // and copies the answer to w. It waits up to LeaderWait for a leader whose
 // HTTP address gossip has published. forwarded=false with a nil error means
 // this node is the leader and must handle r itself. A request that already
@@ -36,7 +37,7 @@ var hopByHop = []string{
 // The target is only ever the HTTP address published in gossip by the
 // member whose id and raft address match the raft leader: nothing from the
 // request chooses where it goes.
-func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, error) {
+func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, error) {
 	if n.shuttingDown.Load() {
 		return false, status.ErrShuttingDown
 	}

@@ -55,6 +55,7 @@ type Node struct {
 	overflow    map[string]memberEvent
 	reconcileCh chan struct{}
 	observerCh  chan raft.Observation
+	metrics     *nodeMetrics // metrics.go; set in New, read-only after
 
 	shutdownCh   chan struct{}
 	shuttingDown atomic.Bool
@@ -116,6 +117,7 @@ func New(cfg Config) (*Node, error) {
 		observerCh:  make(chan raft.Observation, 16),
 		shutdownCh:  make(chan struct{}),
 		members:     make(map[string]*memberRecord),
+		metrics:     newNodeMetrics(),
 	}
 	n.adapter = newRaftFSM(n.fsm)
 	n.client = cfg.HTTPClient
@@ -273,7 +275,7 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.adapter, raftconf.CachedLogStore(store), store, snaps, trans)
+	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics}, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

@@ -12,7 +12,8 @@ import (
 	"github.com/tokend/tokend/fsm"
 )
 
-// Propose replicates a command. It returns the command's result and log
+// propose replicates a command (Propose, in metrics.go, is it with
+// telemetry). It returns the command's result and log
 // index once the entry is committed by a quorum and applied on this node,
 // the leader. It never reports success for an entry that was not
 // committed: status.ErrNotLeader on a follower or when leadership is lost,
@@ -26,7 +27,7 @@ import (
 // or leadership is lost first, Propose returns the result with an error
 // wrapping status.ErrTimeout: the entry is committed, its visibility
 // everywhere is not yet confirmed.
-func (n *Node) Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, error) {
+func (n *Node) propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, error) {
 	if n.shuttingDown.Load() {
 		return fsm.Result{}, 0, status.ErrShuttingDown
 	}

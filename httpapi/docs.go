@@ -39,6 +39,7 @@ func APIDocs() []byte {
 		{"Lease-prefix revocation (`/v1/sys/leases/revoke-prefix/…`)", s.leaseRoutes()},
 		{"Audit hash (`/v1/sys/audit-hash/…`)", s.auditRoutes()},
 		{"Profiling (`/v1/sys/pprof/…`)", s.pprofRoutes()},
+		{"Telemetry (`/v1/sys/metrics`)", s.metricsRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

@@ -31,6 +31,9 @@ type Op struct {
 	Handler Handler
 	Kind    Kind
 	Summary string
+	// Local reads report on the receiving node itself (sys/metrics): no
+	// read gates (staleness, X-Vault-Index), so a stale node still answers.
+	Local bool
 }
 
 // Ops maps an HTTP method ("GET", "POST", "PUT", "DELETE", "HEAD" and

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi/audit"
@@ -58,6 +59,9 @@ type Options struct {
 	// RateLimiter, when set, limits requests and failed authentications
 	// per client address (ratelimit.go); nil = no limits.
 	RateLimiter *RateLimiter
+	// Metrics, when set, gets this package's request metrics registered and
+	// is served whole on sys/metrics (metrics.go); nil = no instrumentation.
+	Metrics *prometheus.Registry
 }
 
 // server is the generic adapter plus the handlers of every route table.
@@ -72,6 +76,8 @@ type server struct {
 	audit       auditor // the audit key (audit_hook.go)
 	// lastIndex is the X-Vault-Index value last computed (index.go).
 	lastIndex atomic.Pointer[indexValue]
+	// metrics is nil without Options.Metrics (metrics.go).
+	metrics *httpMetrics
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -100,7 +106,8 @@ func newServer(node Node, opts Options) *server {
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes())
+	s.metrics = newHTTPMetrics(opts.Metrics, s.router)
 	return s
 }
 
@@ -196,6 +203,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setJSONHeaders(w.Header())
 
 	s.serve(c)
+	s.metrics.observe(c, time.Since(start))
 
 	if s.log.IsDebug() {
 		path := "unmatched"
@@ -340,7 +348,7 @@ func (s *server) serve(c *call) {
 			return
 		}
 	}
-	if kind == Read && !s.readGate(c, local) {
+	if kind == Read && (op == nil || !op.Local) && !s.readGate(c, local) {
 		return
 	}
 	if !s.decode(c, query) {

@@ -109,6 +109,14 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	defer stopAudit()
 
+	// Before the node starts, so raft's start-up telemetry is kept too.
+	metrics, stopMetrics, err := newMetricsRegistry()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
+
 	node, err := cluster.New(cluster.Config{
 		NodeID:          cfg.NodeID,
 		DataDir:         cfg.DataDir,
@@ -126,6 +134,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		ln.Close()
 		return fmt.Errorf("start node: %w", err)
 	}
+	metrics.MustRegister(node.Collector())
 
 	httpLog := logger.Named("http")
 	srv := &http.Server{
@@ -137,6 +146,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 			Audit:         auditLog,
 			AuditFailOpen: cfg.AuditFailOpen,
 			RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
+			Metrics:       metrics,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	vaultapi "github.com/hashicorp/vault/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokend/tokend/cluster"
 	"github.com/tokend/tokend/httpapi"
@@ -157,7 +159,11 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		ln.Close()
 		c.t.Fatalf("start %s: %v", n.ID, err)
 	}
-	handler := httpapi.New(node, httpapi.Options{Logger: logger.Named("http"), MaxStale: c.MaxStale, Version: "test"})
+	// Each node its own registry, as in cmd/tokend minus the go-metrics
+	// bridge (go-metrics has one sink per process, not per node).
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), node.Collector())
+	handler := httpapi.New(node, httpapi.Options{Logger: logger.Named("http"), MaxStale: c.MaxStale, Version: "test", Metrics: metrics})
 	srv := &http.Server{Handler: n.leaseFilter(handler), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Stop
 	n.mu.Lock()
