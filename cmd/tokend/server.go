@@ -109,6 +109,13 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	defer stopAudit()
 
+	clusterTLS, stopClusterReload, err := loadClusterTLS(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopClusterReload()
+
 	node, err := cluster.New(cluster.Config{
 		NodeID:          cfg.NodeID,
 		DataDir:         cfg.DataDir,
@@ -121,6 +128,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		MaxStale:        cfg.MaxStale,
 		Logger:          logger,
 		Version:         version,
+		TLS:             clusterTLS,
 	})
 	if err != nil {
 		ln.Close()
@@ -128,16 +136,20 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 
 	httpLog := logger.Named("http")
+	api := httpapi.New(node, httpapi.Options{
+		Logger:        httpLog,
+		MaxStale:      cfg.MaxStale,
+		Version:       version,
+		ClusterName:   "tokend",
+		Audit:         auditLog,
+		AuditFailOpen: cfg.AuditFailOpen,
+		RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
+	})
+	// Forwarded requests arrive on the cluster port (with cluster TLS) and
+	// are served by the same handler; the client listener refuses them.
+	node.SetForwardHandler(api)
 	srv := &http.Server{
-		Handler: httpapi.New(node, httpapi.Options{
-			Logger:        httpLog,
-			MaxStale:      cfg.MaxStale,
-			Version:       version,
-			ClusterName:   "tokend",
-			Audit:         auditLog,
-			AuditFailOpen: cfg.AuditFailOpen,
-			RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
-		}),
+		Handler:           node.ClientHandler(api),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
