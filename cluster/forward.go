@@ -66,7 +66,9 @@ func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		if failed != "" {
 			n.waitLeaderChange(wctx, failed)
 		}
-		id, err := n.waitLeader(wctx, true)
+		// With cluster TLS the target comes from raft alone: gossip's HTTP
+		// address is not needed (nor trusted).
+		id, err := n.waitLeader(wctx, n.cfg.TLS == nil)
 		cancel()
 		if err != nil {
 			return false, err

@@ -79,6 +79,12 @@ type TLSFiles struct {
 type ClusterTLS struct {
 	files TLSFiles
 
+	// sessions caches TLS 1.3 session tickets for dials to peers: a
+	// reconnect (raft re-dials after every leader change) resumes without
+	// certificate signatures. VerifyConnection still runs on a resumed
+	// session and checks the peer's chain against the current CA.
+	sessions tls.ClientSessionCache
+
 	mu   sync.RWMutex
 	cert *tls.Certificate
 	id   string
@@ -87,7 +93,7 @@ type ClusterTLS struct {
 
 // LoadClusterTLS reads the files once. An error here stops start-up.
 func LoadClusterTLS(files TLSFiles) (*ClusterTLS, error) {
-	t := &ClusterTLS{files: files}
+	t := &ClusterTLS{files: files, sessions: tls.NewLRUClientSessionCache(256)}
 	if err := t.Reload(); err != nil {
 		return nil, err
 	}
@@ -97,7 +103,7 @@ func LoadClusterTLS(files TLSFiles) (*ClusterTLS, error) {
 // NewClusterTLS builds a cluster identity from PEM bytes (tests, and
 // callers that do not keep the material in files); Reload keeps it.
 func NewClusterTLS(certPEM, keyPEM, caPEM []byte) (*ClusterTLS, error) {
-	t := &ClusterTLS{}
+	t := &ClusterTLS{sessions: tls.NewLRUClientSessionCache(256)}
 	if err := t.set(certPEM, keyPEM, caPEM); err != nil {
 		return nil, err
 	}
@@ -258,6 +264,7 @@ func (t *ClusterTLS) serverConfig(protos []string, allow func(id string) error) 
 func (t *ClusterTLS) clientConfig(proto string, allow func(id string) error) *tls.Config {
 	c := t.baseConfig()
 	c.NextProtos = []string{proto}
+	c.ClientSessionCache = t.sessions
 	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		cert, _ := t.current()
 		return cert, nil
