@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -155,15 +158,43 @@ func TestMTLSNoPlaintextTokenOnTheWire(t *testing.T) {
 	}
 }
 
-// benchCreates is BenchmarkClusterCreate with or without cluster TLS.
+// benchCreates is BenchmarkClusterCreate with or without cluster TLS. A
+// 503 (a leader change on the loaded machine) is retried, as a client
+// would, and counted as the retries/op metric; any other failure fails.
 func benchCreates(b *testing.B, clusterTLS bool) {
 	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming(), ClusterTLS: clusterTLS})
-	runParallel(b, func(client int) *http.Request {
-		url := c.Addr(client%len(c.Nodes)) + "/v1/auth/token/create"
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(`{"ttl":"1h"}`)))
-		req.Header.Set("X-Vault-Token", c.RootToken)
-		return req
+	httpClient := benchHTTPClient()
+	var retries atomic.Int64
+	b.SetParallelism(parallelism())
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(1))
+		for pb.Next() {
+			for attempt := 0; ; attempt++ {
+				url := c.Addr((i+attempt)%len(c.Nodes)) + "/v1/auth/token/create"
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(`{"ttl":"1h"}`)))
+				req.Header.Set("X-Vault-Token", c.RootToken)
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+				if resp.StatusCode != http.StatusServiceUnavailable || attempt >= 20 {
+					b.Errorf("status %d: %s", resp.StatusCode, body)
+					return
+				}
+				retries.Add(1)
+				time.Sleep(20 * time.Millisecond) // client back-off before a retry
+			}
+		}
 	})
+	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
 }
 
 // BenchmarkClusterCreateTLS measures creates spread over all nodes with
