@@ -24,6 +24,16 @@ func (n *Node) bootstrapLoop() {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	logged, probeLogged := false, false
+	// Probes (verifiedServers) end when the node shuts down.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.shutdownCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		if n.raft.LastIndex() > 0 {
 			// A leader added us (or we bootstrapped): advertise it.
@@ -32,7 +42,7 @@ func (n *Node) bootstrapLoop() {
 		}
 		servers, other := n.bootstrapCandidates()
 		if !other && len(servers) >= n.cfg.BootstrapExpect {
-			servers = n.verifiedServers(servers, &probeLogged)
+			servers = n.verifiedServers(ctx, servers, &probeLogged)
 		}
 		switch {
 		case other:
@@ -87,14 +97,14 @@ func (n *Node) bootstrapCandidates() ([]raft.Server, bool) {
 // cluster certificate for its id is never written into the bootstrap
 // configuration. Every node probes the same members, so nodes with valid
 // certificates still agree on one configuration.
-func (n *Node) verifiedServers(servers []raft.Server, logged *bool) []raft.Server {
+func (n *Node) verifiedServers(ctx context.Context, servers []raft.Server, logged *bool) []raft.Server {
 	if n.cfg.TLS == nil {
 		return servers
 	}
 	out := servers[:0:0]
 	for _, s := range servers {
 		if string(s.ID) != n.id {
-			if err := n.probePeer(context.Background(), string(s.ID), string(s.Address)); err != nil {
+			if err := n.probePeer(ctx, string(s.ID), string(s.Address)); err != nil {
 				if !*logged {
 					n.logger.Warn("not bootstrapping with member: cluster TLS check failed",
 						"peer", string(s.ID), "raft_addr", string(s.Address), "error", err)

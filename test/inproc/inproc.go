@@ -239,7 +239,9 @@ func (n *Node) leaseFilter(h http.Handler) http.Handler {
 
 // BlockLeases makes node i refuse (block=true) or accept again the leader's
 // read-lease grants, as if the leader could not reach its HTTP API while
-// raft still replicates to it. The setting survives Restart.
+// raft still replicates to it. The setting survives Restart. It filters the
+// HTTP listener, so it has no effect with Options.ClusterTLS (grants then
+// arrive on the cluster port).
 func (c *Cluster) BlockLeases(i int, block bool) {
 	c.Nodes[i].blockLeases.Store(block)
 }
