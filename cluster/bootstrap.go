@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"sort"
 	"time"
 
@@ -22,7 +23,17 @@ func (n *Node) bootstrapLoop() {
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	logged := false
+	logged, probeLogged := false, false
+	// Probes (verifiedServers) end when the node shuts down.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.shutdownCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		if n.raft.LastIndex() > 0 {
 			// A leader added us (or we bootstrapped): advertise it.
@@ -30,6 +41,9 @@ func (n *Node) bootstrapLoop() {
 			return
 		}
 		servers, other := n.bootstrapCandidates()
+		if !other && len(servers) >= n.cfg.BootstrapExpect {
+			servers = n.verifiedServers(ctx, servers, &probeLogged)
+		}
 		switch {
 		case other:
 			// Someone already has raft state: a leader will add us.
@@ -76,4 +90,30 @@ func (n *Node) bootstrapCandidates() ([]raft.Server, bool) {
 	}
 	sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
 	return servers, other
+}
+
+// verifiedServers keeps the servers that pass the cluster TLS probe (all of
+// them without cluster TLS): a member that holds the gossip key but no
+// cluster certificate for its id is never written into the bootstrap
+// configuration. Every node probes the same members, so nodes with valid
+// certificates still agree on one configuration.
+func (n *Node) verifiedServers(ctx context.Context, servers []raft.Server, logged *bool) []raft.Server {
+	if n.cfg.TLS == nil {
+		return servers
+	}
+	out := servers[:0:0]
+	for _, s := range servers {
+		if string(s.ID) != n.id {
+			if err := n.probePeer(ctx, string(s.ID), string(s.Address)); err != nil {
+				if !*logged {
+					n.logger.Warn("not bootstrapping with member: cluster TLS check failed",
+						"peer", string(s.ID), "raft_addr", string(s.Address), "error", err)
+					*logged = true
+				}
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }

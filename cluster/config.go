@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net"
 	"net/http"
 	"time"
 
@@ -12,6 +13,10 @@ import (
 // HopHeader marks a request that was already forwarded once. It duplicates
 // httpapi.HopHeader (cluster must not import httpapi).
 const HopHeader = "X-Tokend-Forwarded"
+
+// clientAddrHeader carries the signed original client address of a
+// forwarded request; it duplicates the httpapi constant.
+const clientAddrHeader = "X-Tokend-Client-Addr"
 
 // Config configures one cluster node.
 type Config struct {
@@ -50,9 +55,25 @@ type Config struct {
 	// Timing holds the raft, gossip and loop timers; the zero value means the
 	// production LAN defaults (see DefaultTiming).
 	Timing Timing
-	// HTTPClient is used to forward requests to the leader; nil uses a
-	// private client with bounded timeouts.
+	// HTTPClient is used to forward requests to the leader without cluster
+	// TLS; nil uses a private client with bounded timeouts. With TLS set it
+	// is not used: forwarding goes over the cluster port.
 	HTTPClient *http.Client
+
+	// TLS, when set, turns the raft port into the authenticated cluster
+	// port (doc.go, "Cluster port"): raft, forwarded requests and lease
+	// grants all run over mutual TLS with certificates from the cluster CA
+	// that name the peer's node id. Its certificate must name NodeID. nil
+	// keeps plain TCP for raft and plain HTTP to the leader's HTTP address
+	// for forwarding.
+	TLS *ClusterTLS
+	// RaftListener, when set, is the listener the raft (cluster) port
+	// serves instead of one bound on RaftAddr; its address is advertised.
+	RaftListener net.Listener
+	// WrapPeerConn, when set, wraps every connection this node opens to
+	// another node (raft, forwarding, lease grants) before any byte is
+	// written; tests use it to capture and inspect the bytes on the wire.
+	WrapPeerConn func(net.Conn) net.Conn
 }
 
 // Timing holds every timer of a node. A zero field takes its value from

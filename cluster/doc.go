@@ -1,5 +1,6 @@
 // Package cluster runs one tokend server: raft (log and stable store in one
-// raft-boltdb file, snapshots in a raft.FileSnapshotStore, TCP transport),
+// raft-boltdb file, snapshots in a raft.FileSnapshotStore, TCP or mutual
+// TLS transport),
 // memberlist gossip for discovery and failure detection, the leader-only
 // loops, write forwarding and the consistency waits behind reads.
 //
@@ -48,8 +49,72 @@
 //   - VerifyLeader succeeds only on a leader that a quorum still follows and
 //     whose post-election barrier has applied (Consul's recipe for a
 //     ReadIndex that hashicorp/raft lacks).
-//   - A request is forwarded at most once, and only to the HTTP address
-//     gossip published for the raft leader's id.
+//   - A request is forwarded at most once, and only to the raft leader:
+//     with cluster TLS to its raft address over a connection that must
+//     authenticate as its id; without, to the HTTP address gossip
+//     published for the raft leader's id and raft address.
+//
+// # Cluster port (cluster TLS)
+//
+// With Config.TLS the raft listener becomes the cluster port, after
+// Vault's: every node-to-node byte (raft RPCs, requests a follower forwards
+// to the leader, the leader's lease grants) runs over mutual TLS 1.3 on
+// that one listener, and the ALPN protocol of the handshake says what the
+// connection carries: "tokend-raft" goes to the raft transport,
+// "tokend-forward" to an internal HTTP/1.1 server, "tokend-probe" is closed
+// after the handshake (stream.go, clusterport.go).
+//
+// Why one multiplexed port rather than TLS on the HTTP listener, or a
+// second port: forwarding over the client listener would have to trust
+// whatever certificate clients are served with and accept node-to-node
+// requests on the port every client reaches; a forwarded request would be
+// told from a client's only by a header. On the cluster port the peer is
+// authenticated before any byte of a request is read, the hop marker must
+// name the peer's own certificate, and the client listener refuses every
+// request carrying the marker, the signed client address, or a
+// node-to-node path. One port instead of two keeps the deployment as it
+// was (one address per node to open and advertise) and puts forwarding
+// and raft behind the same identity checks. Client TLS on the HTTP
+// listener is then independent of node-to-node traffic, so it works on a
+// cluster of any size.
+//
+// Identity. Each node's certificate names it in a tokend://node/<id> URI
+// SAN (a URI because node ids need not be host names) and chains to the
+// cluster CA; both ends verify the chain against the current CA (reloaded
+// on SIGHUP) in VerifyConnection. The dialler knows whom it expects: raft
+// dials an address of its configuration and accepts only an id the
+// configuration has there; forwarding and grants use a client per peer id
+// whose every connection must authenticate as that id. The acceptor admits
+// ids that are raft servers or alive gossip members (gossip is needed: a
+// new member is dialled by the leader before it is in the configuration).
+// Before the leader adds a member as a voter, and before a fresh node
+// bootstraps with the members it sees, it dials the member's raft address
+// with "tokend-probe" expecting the member's id: a node holding the gossip
+// key but no cluster certificate for its id is never written into the raft
+// configuration. Not checked: the sender id inside raft's own RPC header
+// (raft authenticates nothing itself; a node with a valid certificate is
+// trusted as a cluster member, as in Consul and Vault).
+//
+// Targets. Forwarding uses the leader's id and address from
+// raft.LeaderWithID (learnt from the leader's own RPCs), never gossip
+// metadata and never anything in the request, so neither a poisoned
+// gossip entry nor a Host, X-Forwarded-* or absolute-URI request line can
+// aim it elsewhere; and a connection that reached someone else would fail
+// the id check. Grants go to the raft configuration's address of the
+// follower.
+//
+// Costs. Handshakes happen when raft (re)connects, which it does per
+// peer and pool slot, and when the forwarding pool grows; dials resume TLS
+// sessions (VerifyConnection still checks the chain). Handshakes run on
+// their own goroutines (at most 64 at a time, each bounded by
+// TransportTimeout), so a silent client never stalls raft's accept loop.
+// Close keeps the tracked-stream semantics: it closes every accepted raft
+// connection and connections still in their handshake.
+//
+// Without Config.TLS nodes speak plain TCP raft and forward over plain HTTP
+// to the leader's gossip-published HTTP address (the contract the tests and
+// -dev rely on); cmd/tokend warns about it at start-up on a multi-node
+// cluster.
 //
 // # Read leases and the revocation fence
 //
@@ -60,7 +125,8 @@
 // Grants. A leader-only loop sends every other server in the raft
 // configuration a grant every D/4, and at once (coalesced: at most one more
 // per follower while one is in flight) when a fence is waiting. It is a
-// POST to LeasePath on the follower's HTTP address from gossip, carrying
+// POST to LeasePath on the follower's HTTP address from gossip (with
+// cluster TLS: on its cluster port), carrying
 // {leader id, term, index = the leader's applied index when sent, D, seq,
 // echo}, HMAC-SHA256'd with the cluster index key (no key yet: no grants,
 // no leases). The follower checks the MAC (403 otherwise; 400 if

@@ -34,9 +34,12 @@ var hopByHop = []string{
 // returns status.ErrNoLeader. On error nothing has been written to w, and
 // r.Body is left re-readable.
 //
-// The target is only ever the HTTP address published in gossip by the
-// member whose id and raft address match the raft leader: nothing from the
-// request chooses where it goes.
+// The target is chosen by forwardTarget from the raft leader's id, never
+// from the request. With cluster TLS it is the leader's raft address from
+// the raft library over the cluster port, on a connection whose peer
+// certificate must name the leader's id (gossip plays no part). Without,
+// it is the HTTP address published in gossip by the member whose id and
+// raft address match the raft leader.
 func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, error) {
 	if n.shuttingDown.Load() {
 		return false, status.ErrShuttingDown
@@ -61,16 +64,18 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 
 	failed := ""
 	for attempt := 0; attempt < 2; attempt++ {
-		// Fast path: a known leader with a published HTTP address needs no
-		// wait (and no timer) at all.
+		// Fast path: a known leader with a usable address needs no wait (and
+		// no timer) at all. With cluster TLS the target comes from raft
+		// alone: gossip's HTTP address is not needed (nor trusted).
+		needHTTPAddr := n.cfg.TLS == nil
 		id, _, addr := n.leaderInfo()
-		if failed != "" || id == "" || (addr == "" && id != n.id) {
+		if failed != "" || id == "" || (needHTTPAddr && addr == "" && id != n.id) {
 			wctx, cancel := context.WithTimeout(r.Context(), n.timing.LeaderWait)
 			if failed != "" {
 				n.waitLeaderChange(wctx, failed)
 			}
 			var err error
-			id, err = n.waitLeader(wctx, true)
+			id, err = n.waitLeader(wctx, needHTTPAddr)
 			cancel()
 			if err != nil {
 				return false, err
@@ -79,17 +84,17 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		if id == n.id {
 			return false, nil
 		}
-		leaderID, _, httpAddr := n.leaderInfo()
-		if leaderID != id || httpAddr == "" {
+		base, client, ok := n.forwardTarget(id)
+		if !ok {
 			// Leadership moved between the two looks: look again.
 			failed = ""
 			continue
 		}
 		start := time.Now()
-		resp, cancelReq, err := n.sendForward(r, httpAddr, body)
+		resp, cancelReq, err := n.sendForward(r, base, client, body)
 		if err != nil {
 			// No path in logs: token endpoints carry token IDs in the path.
-			n.logger.Warn("forward to leader failed", "leader", httpAddr, "method", r.Method, "error", err)
+			n.logger.Warn("forward to leader failed", "leader", id, "method", r.Method, "error", err)
 			if r.Context().Err() != nil {
 				return false, status.ErrTimeout
 			}
@@ -104,7 +109,7 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		copyResponse(w, resp)
 		resp.Body.Close()
 		cancelReq()
-		n.logger.Debug("forwarded request", "leader", httpAddr, "method", r.Method,
+		n.logger.Debug("forwarded request", "leader", id, "method", r.Method,
 			"status", resp.StatusCode, "duration", time.Since(start))
 		return true, nil
 	}
@@ -151,9 +156,11 @@ func (n *Node) waitLeaderChange(ctx context.Context, failed string) {
 
 // sendForward sends one copy of r to the leader. The returned cancel must be
 // called after the response body has been read.
-func (n *Node) sendForward(r *http.Request, httpAddr string, body []byte) (*http.Response, context.CancelFunc, error) {
+// base is the leader's scheme://host:port (forwardTarget); nothing of the
+// request's own Host, X-Forwarded-* or absolute request line is used.
+func (n *Node) sendForward(r *http.Request, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), n.timing.ForwardTimeout)
-	req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+httpAddr+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -174,7 +181,7 @@ func (n *Node) sendForward(r *http.Request, httpAddr string, body []byte) (*http
 			req.Header.Set("X-Forwarded-For", host)
 		}
 	}
-	resp, err := n.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		return nil, nil, err

@@ -73,6 +73,10 @@ type tcluster struct {
 	expect int
 	key    []byte // gossip encryption key, nil for none
 	nodes  []*tnode
+	// ca, when set, issues every slot a cluster certificate (cluster TLS).
+	ca *CA
+	// tlsFor, when set, overrides a slot's cluster identity (nil = none).
+	tlsFor map[string]*ClusterTLS
 }
 
 // newCluster starts n nodes with BootstrapExpect n and waits for a leader
@@ -85,6 +89,12 @@ func newCluster(t testing.TB, n int) *tcluster {
 // newClusterKey is newCluster with gossip encrypted by key.
 func newClusterKey(t testing.TB, n int, key []byte) *tcluster {
 	t.Helper()
+	return newClusterWith(t, n, key, nil)
+}
+
+// newClusterWith is newCluster with gossip key and cluster CA (either nil).
+func newClusterWith(t testing.TB, n int, key []byte, ca *CA) *tcluster {
+	t.Helper()
 	sink := &logSink{t: t}
 	c := &tcluster{
 		t:    t,
@@ -94,6 +104,8 @@ func newClusterKey(t testing.TB, n int, key []byte) *tcluster {
 		}),
 		expect: n,
 		key:    key,
+		ca:     ca,
+		tlsFor: make(map[string]*ClusterTLS),
 	}
 	t.Cleanup(c.close)
 	for i := 0; i < n; i++ {
@@ -114,7 +126,15 @@ func (c *tcluster) add() *tnode {
 		c.t.Fatal(err)
 	}
 	tn.httpAddr = ln.Addr().String()
-	tn.srv = &http.Server{Handler: testHandler(tn), ReadHeaderTimeout: 5 * time.Second}
+	inner := testHandler(tn)
+	tn.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client listener, filtered as the server's is.
+		if n := tn.node.Load(); n != nil {
+			n.ClientHandler(inner).ServeHTTP(w, r)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = tn.srv.Serve(ln) }()
 	c.nodes = append(c.nodes, tn)
 	c.start(tn)
@@ -174,7 +194,28 @@ func (c *tcluster) config(tn *tnode) Config {
 		Logger:          c.logger.Named(tn.id),
 		Version:         "test",
 		Timing:          FastTiming(),
+		TLS:             c.slotTLS(tn.id),
 	}
+}
+
+// slotTLS returns the cluster identity of slot id: an override, else one
+// issued by the cluster CA, else none.
+func (c *tcluster) slotTLS(id string) *ClusterTLS {
+	if t, ok := c.tlsFor[id]; ok {
+		return t
+	}
+	if c.ca == nil {
+		return nil
+	}
+	nc, err := c.ca.IssueNode(id, nil, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	t, err := nc.TLS(c.ca)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return t
 }
 
 // start starts (or restarts) the node of a slot on its data dir.
@@ -184,6 +225,7 @@ func (c *tcluster) start(tn *tnode) *Node {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", tn.id, err)
 	}
+	n.SetForwardHandler(testHandler(tn))
 	// Keep the raft address across restarts: the raft configuration
 	// refers to it.
 	tn.raftAddr, tn.gossipAddr = n.RaftAddr(), n.GossipAddr()

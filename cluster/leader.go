@@ -163,6 +163,7 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 	rs := &reconcileState{
 		missingSince: make(map[raft.ServerID]time.Time),
 		quorumWarned: make(map[raft.ServerID]bool),
+		probeFailed:  make(map[raft.ServerID]time.Time),
 	}
 	for {
 		// One membership change per pass; repeat while passes change
@@ -186,6 +187,9 @@ type reconcileState struct {
 	// quorumWarned limits the "would lose quorum" warning to once per
 	// server and absence.
 	quorumWarned map[raft.ServerID]bool
+	// probeFailed records when a member last failed the cluster TLS probe
+	// (probePeer); it is probed again at most once a second.
+	probeFailed map[raft.ServerID]time.Time
 }
 
 // reconcile makes one pass: alive members that are not voters are added,
@@ -218,6 +222,20 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 		if ok && s.Address == raft.ServerAddress(m.meta.RaftAddr) && s.Suffrage == raft.Voter {
 			continue
 		}
+		if last, failed := rs.probeFailed[sid]; failed && time.Since(last) < time.Second {
+			continue
+		}
+		if err := n.probePeer(ctx, id, m.meta.RaftAddr); err != nil {
+			// Gossip admitted it (it holds the gossip key) but it cannot
+			// prove it is id with a cluster certificate: never a voter.
+			if _, warned := rs.probeFailed[sid]; !warned {
+				n.logger.Warn("not adding raft voter: cluster TLS check failed", "peer", id,
+					"raft_addr", m.meta.RaftAddr, "error", err)
+			}
+			rs.probeFailed[sid] = time.Now()
+			continue
+		}
+		delete(rs.probeFailed, sid)
 		n.logger.Info("adding raft voter", "peer", id, "raft_addr", m.meta.RaftAddr)
 		if err := waitFuture(ctx, n.raft.AddVoter(sid, raft.ServerAddress(m.meta.RaftAddr), index, timeout)); err != nil {
 			n.logger.Warn("add raft voter failed", "peer", id, "error", err)

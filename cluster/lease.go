@@ -402,8 +402,8 @@ func (g *grantor) send(ctx context.Context, p *peer) {
 	g.mu.Lock()
 	raftAddr := p.addr
 	g.mu.Unlock()
-	httpAddr := n.memberHTTPAddr(p.id, raftAddr)
-	if httpAddr == "" {
+	base, client := n.grantTarget(p.id, raftAddr)
+	if base == "" {
 		return
 	}
 	g.mu.Lock()
@@ -432,7 +432,7 @@ func (g *grantor) send(ctx context.Context, p *peer) {
 	g.mu.Unlock()
 	gr.MAC = gr.sign(key)
 
-	ack, err := g.post(ctx, httpAddr, &gr, key)
+	ack, err := g.post(ctx, base, client, &gr, key)
 	if err != nil {
 		g.mu.Lock()
 		first := !p.failing
@@ -475,19 +475,19 @@ func (g *grantor) send(ctx context.Context, p *peer) {
 }
 
 // post sends a grant and returns the verified answer.
-func (g *grantor) post(ctx context.Context, httpAddr string, gr *leaseGrant, key []byte) (*leaseAck, error) {
+func (g *grantor) post(ctx context.Context, base string, client *http.Client, gr *leaseGrant, key []byte) (*leaseAck, error) {
 	b, err := json.Marshal(gr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.d)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+LeasePath, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+LeasePath, bytes.NewReader(b))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.n.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -508,6 +508,22 @@ func (g *grantor) post(ctx context.Context, httpAddr string, gr *leaseGrant, key
 		return nil, errors.New("lease answer does not verify")
 	}
 	return &ack, nil
+}
+
+// grantTarget returns where grants for follower id at raftAddr go: with
+// cluster TLS its cluster port (raft address) over a connection that must
+// authenticate as id; without, its HTTP address from gossip. "" when
+// there is none.
+func (n *Node) grantTarget(id, raftAddr string) (string, *http.Client) {
+	a := n.memberHTTPAddr(id, raftAddr)
+	switch {
+	case a == "":
+		return "", nil // not an alive member: as before, no grant
+	case n.cfg.TLS != nil:
+		return "https://" + raftAddr, n.peerClient(id)
+	default:
+		return "http://" + a, n.client
+	}
 }
 
 // memberHTTPAddr returns the HTTP address gossip published for id, if its

@@ -49,6 +49,20 @@ type Node struct {
 	raftAddr   string
 	gossipAddr string
 
+	// stream is the raft (cluster) port. raftReady is raft once NewRaft
+	// returned, for the stream's peer checks, which run on other
+	// goroutines. With cluster TLS, fwdServer serves forwarded requests
+	// and lease grants on the cluster port, forwardHandler is what it
+	// hands forwarded requests to, and peerClients holds one HTTP client
+	// per peer id (clusterport.go).
+	stream         *trackedStream
+	raftReady      atomic.Pointer[raft.Raft]
+	fwdServer      *http.Server
+	fwdDone        chan struct{}
+	forwardHandler atomic.Pointer[http.Handler]
+	peerMu         sync.Mutex
+	peerClients    map[string]*http.Client
+
 	events      chan memberEvent
 	eventSeq    atomic.Uint64
 	overflowMu  sync.Mutex
@@ -118,6 +132,7 @@ func New(cfg Config) (*Node, error) {
 		shutdownCh:  make(chan struct{}),
 		members:     make(map[string]*memberRecord),
 		metrics:     newNodeMetrics(),
+		peerClients: make(map[string]*http.Client),
 	}
 	n.adapter = newRaftFSM(n.fsm)
 	n.client = cfg.HTTPClient
@@ -125,9 +140,20 @@ func New(cfg Config) (*Node, error) {
 		// No Client.Timeout: sendForward bounds every request with a
 		// ForwardTimeout context already, and Client.Timeout would add a
 		// second deadline context and body wrapper per request.
+		dial := (&net.Dialer{Timeout: 2 * time.Second}).DialContext
+		if wrap := cfg.WrapPeerConn; wrap != nil {
+			inner := dial
+			dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := inner(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return wrap(c), nil
+			}
+		}
 		n.client = &http.Client{
 			Transport: &http.Transport{
-				DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+				DialContext: dial,
 				// One idle keep-alive connection per concurrent forward,
 				// so a burst of writes through a follower does not close
 				// and redial connections (the library default keeps 2).
@@ -145,6 +171,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.id = id
+	if cfg.TLS != nil && cfg.TLS.NodeID() != id {
+		// Peers check the id in the certificate against the raft
+		// configuration: a mismatch could never talk to anyone.
+		return nil, fmt.Errorf("cluster certificate names node %q, but this node is %q", cfg.TLS.NodeID(), id)
+	}
 
 	existing, err := n.setupRaft()
 	if err != nil {
@@ -167,7 +198,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.logger.Info("node started", "node_id", n.id, "raft_addr", n.raftAddr,
-		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing)
+		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing,
+		"cluster_tls", cfg.TLS != nil)
 
 	n.wg.Add(3)
 	go n.eventLoop()
@@ -244,7 +276,13 @@ func (n *Node) setupRaft() (bool, error) {
 	}
 	// The stream advertises the bound listener address, so port 0 yields
 	// the real port.
-	stream, err := newTrackedStream(n.cfg.RaftAddr, t.TransportTimeout)
+	stream, err := newTrackedStream(n.cfg.RaftAddr, t.TransportTimeout, streamOptions{
+		ln:               n.cfg.RaftListener,
+		tls:              n.cfg.TLS,
+		peers:            n,
+		wrap:             n.cfg.WrapPeerConn,
+		handshakeTimeout: t.TransportTimeout,
+	})
 	if err != nil {
 		store.Close()
 		return false, fmt.Errorf("start raft transport on %s: %w", n.cfg.RaftAddr, err)
@@ -281,7 +319,11 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("start raft: %w", err)
 	}
-	n.raft, n.transport, n.store = r, trans, store
+	n.raft, n.transport, n.store, n.stream = r, trans, store, stream
+	n.raftReady.Store(r)
+	if n.cfg.TLS != nil {
+		n.startForwardServer()
+	}
 	n.observer = raft.NewObserver(n.observerCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
@@ -362,12 +404,17 @@ func (n *Node) stop(ctx context.Context, graceful bool) error {
 		}
 		close(n.shutdownCh)
 		n.wg.Wait()
+		n.stopForwardServer(ctx)
 		if err := n.ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("gossip shutdown: %w", err))
 		}
 		if err := n.closeRaft(); err != nil {
 			errs = append(errs, err)
 		}
+		if n.fwdDone != nil {
+			<-n.fwdDone // the stream is closed: Serve has returned or is returning
+		}
+		n.closePeerClients()
 		if tr, ok := n.client.Transport.(*http.Transport); ok && n.cfg.HTTPClient == nil {
 			tr.CloseIdleConnections()
 		}

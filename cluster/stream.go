@@ -1,16 +1,20 @@
 package cluster
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// trackedStream is the raft TCP stream layer. It differs from
+// trackedStream is the raft stream layer, and with cluster TLS the whole
+// cluster port (doc.go, "Cluster port"). It differs from
 // raft.TCPStreamLayer in one way: Close also closes every accepted
 // connection and waits (bounded) until no connection handler is in the
 // middle of processing a request.
@@ -21,39 +25,119 @@ import (
 // under it, raft panics ("failed to save current term"). Waiting here, which
 // Raft.Shutdown does through the transport's Close, makes closing the store
 // afterwards safe.
+//
+// With tls set, every accepted connection must complete a mutual TLS
+// handshake (peer certificate from the cluster CA, naming a node that peers
+// accepts) before any of its bytes reach raft or HTTP; the ALPN protocol
+// then routes it to raft (Accept) or to the forwarding listener (Forward).
+// Handshakes run on their own goroutines, bounded in number and time, so a
+// client that connects and stays silent never stalls raft's accept loop.
 type trackedStream struct {
 	ln       net.Listener
 	waitIdle time.Duration
 
+	tls   *ClusterTLS // nil: plain TCP, raft only
+	peers peerPolicy
+	// wrap, when set, wraps every connection this node dials to a peer
+	// (Config.WrapPeerConn).
+	wrap func(net.Conn) net.Conn
+	// handshakeTimeout bounds one TLS handshake, either side.
+	handshakeTimeout time.Duration
+
+	rafts    chan net.Conn // TLS: handshaken raft connections for Accept
+	forward  *chanListener // TLS: handshaken forwarding connections
+	done     chan struct{} // closed by Close
+	acceptWG sync.WaitGroup
+	slots    chan struct{} // bounds handshakes in progress
+
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
+	raw    map[net.Conn]struct{} // TLS: connections still in their handshake
 	busy   int
 	closed bool
 }
 
+// peerPolicy is what the stream asks the node about peers.
+type peerPolicy interface {
+	// allowPeer decides whether a verified peer naming id may connect:
+	// it must be a server of the raft configuration or an alive gossip
+	// member.
+	allowPeer(id string) error
+	// expectedAt returns the ids the raft configuration has at addr: a
+	// raft dial to addr accepts only a certificate naming one of them.
+	expectedAt(addr string) []string
+}
+
+// maxHandshakes bounds TLS handshakes in progress on the cluster port;
+// connections beyond it are closed at once.
+const maxHandshakes = 64
+
 var _ raft.StreamLayer = (*trackedStream)(nil)
+
+// streamOptions configure newTrackedStream.
+type streamOptions struct {
+	// ln, when set, is used instead of listening on bind.
+	ln               net.Listener
+	tls              *ClusterTLS
+	peers            peerPolicy
+	wrap             func(net.Conn) net.Conn
+	handshakeTimeout time.Duration
+}
 
 // newTrackedStream listens on bind. The listener's address is advertised,
 // so it must be a concrete IP (port 0 is fine: the bound port is used).
-func newTrackedStream(bind string, waitIdle time.Duration) (*trackedStream, error) {
-	ln, err := net.Listen("tcp", bind)
-	if err != nil {
-		return nil, err
+func newTrackedStream(bind string, waitIdle time.Duration, o streamOptions) (*trackedStream, error) {
+	ln := o.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", bind); err != nil {
+			return nil, err
+		}
 	}
 	addr, ok := ln.Addr().(*net.TCPAddr)
 	if !ok || addr.IP == nil || addr.IP.IsUnspecified() {
 		ln.Close()
 		return nil, fmt.Errorf("raft address %q is not advertisable: use a concrete IP", bind)
 	}
-	return &trackedStream{ln: ln, waitIdle: waitIdle, conns: make(map[*trackedConn]struct{})}, nil
+	s := &trackedStream{
+		ln: ln, waitIdle: waitIdle,
+		tls: o.tls, peers: o.peers, wrap: o.wrap, handshakeTimeout: o.handshakeTimeout,
+		done:  make(chan struct{}),
+		conns: make(map[*trackedConn]struct{}),
+		raw:   make(map[net.Conn]struct{}),
+	}
+	if s.handshakeTimeout <= 0 {
+		s.handshakeTimeout = 10 * time.Second
+	}
+	if s.tls != nil {
+		s.rafts = make(chan net.Conn)
+		s.forward = &chanListener{addr: ln.Addr(), conns: make(chan net.Conn), done: s.done, closed: make(chan struct{})}
+		s.slots = make(chan struct{}, maxHandshakes)
+		s.acceptWG.Add(1)
+		go s.acceptLoop()
+	}
+	return s, nil
 }
 
 // Accept implements net.Listener.
 func (s *trackedStream) Accept() (net.Conn, error) {
+	if s.tls != nil {
+		select {
+		case c := <-s.rafts:
+			return c, nil
+		case <-s.done:
+			return nil, net.ErrClosed
+		}
+	}
 	c, err := s.ln.Accept()
 	if err != nil {
 		return nil, err
 	}
+	return s.track(c)
+}
+
+// track registers an accepted raft connection for Close.
+func (s *trackedStream) track(c net.Conn) (net.Conn, error) {
 	tc := &trackedConn{Conn: c, s: s}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,12 +149,142 @@ func (s *trackedStream) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
+// acceptLoop accepts TCP connections on the cluster port and hands each to
+// a handshake goroutine.
+func (s *trackedStream) acceptLoop() {
+	defer s.acceptWG.Done()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			// Temporary failures (EMFILE): back off like net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			select {
+			case <-s.done:
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			c.Close() // too many handshakes in progress
+			continue
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			<-s.slots
+			return
+		}
+		s.raw[c] = struct{}{}
+		s.mu.Unlock()
+		s.acceptWG.Add(1)
+		go s.handshake(c)
+	}
+}
+
+// handshake runs the server side of one TLS handshake and routes the
+// connection by its ALPN protocol.
+func (s *trackedStream) handshake(raw net.Conn) {
+	defer s.acceptWG.Done()
+	tc := tls.Server(raw, s.tls.serverConfig([]string{ALPNRaft, ALPNForward, alpnProbe}, s.peers.allowPeer))
+	_ = raw.SetDeadline(time.Now().Add(s.handshakeTimeout))
+	err := tc.Handshake()
+	_ = raw.SetDeadline(time.Time{})
+	s.mu.Lock()
+	delete(s.raw, raw)
+	s.mu.Unlock()
+	<-s.slots
+	if err != nil {
+		// Plaintext, wrong CA, no certificate, unknown node: nothing of it
+		// reached raft or HTTP.
+		raw.Close()
+		return
+	}
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case ALPNRaft:
+		c, err := s.track(tc)
+		if err != nil {
+			return
+		}
+		select {
+		case s.rafts <- c:
+		case <-s.done:
+			c.Close()
+		}
+	case ALPNForward:
+		// Handed to net/http as a plain connection: its server closes a
+		// *tls.Conn whose ALPN protocol it does not know.
+		c := &peerConn{Conn: tc, peer: peerIDOf(tc.ConnectionState())}
+		select {
+		case s.forward.conns <- c:
+		case <-s.done:
+			tc.Close()
+		case <-s.forward.closed:
+			tc.Close()
+		}
+	default:
+		tc.Close() // alpnProbe: the handshake was the point
+	}
+}
+
 // Addr implements net.Listener.
 func (s *trackedStream) Addr() net.Addr { return s.ln.Addr() }
 
-// Dial implements raft.StreamLayer.
+// Dial implements raft.StreamLayer. With TLS the peer must present a
+// certificate naming a node the raft configuration has at address.
 func (s *trackedStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	if s.tls == nil {
+		c, err := net.DialTimeout("tcp", string(address), timeout)
+		if err != nil {
+			return nil, err
+		}
+		if s.wrap != nil {
+			c = s.wrap(c)
+		}
+		return c, nil
+	}
+	ids := s.peers.expectedAt(string(address))
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no raft server is configured at %s", address)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.dialTLS(ctx, string(address), ALPNRaft, func(id string) error {
+		if slices.Contains(ids, id) {
+			return nil
+		}
+		return fmt.Errorf("peer certificate names node %q, the raft configuration has %v at %s", id, ids, address)
+	})
+}
+
+// dialTLS opens a mutually authenticated connection for proto to addr.
+func (s *trackedStream) dialTLS(ctx context.Context, addr, proto string, allow func(string) error) (*tls.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if s.wrap != nil {
+		raw = s.wrap(raw)
+	}
+	tc := tls.Client(raw, s.tls.clientConfig(proto, allow))
+	hctx, cancel := context.WithTimeout(ctx, s.handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("cluster TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 // Close implements net.Listener: it stops accepting, closes every accepted
@@ -82,11 +296,17 @@ func (s *trackedStream) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	err := s.ln.Close()
 	for c := range s.conns {
 		c.Conn.Close()
 	}
+	for c := range s.raw {
+		c.Close()
+	}
 	s.mu.Unlock()
+	// Handshake goroutines end at once: their connections are closed.
+	s.acceptWG.Wait()
 
 	deadline := time.Now().Add(s.waitIdle)
 	for {
@@ -105,6 +325,47 @@ func (s *trackedStream) Close() error {
 	}
 	return err
 }
+
+// peerConn is an authenticated cluster-port connection and the node id its
+// certificate names.
+type peerConn struct {
+	net.Conn
+	peer string
+}
+
+// chanListener is the forwarding side of the cluster port: a net.Listener
+// whose connections are TLS connections the stream already authenticated.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{} // the stream's: closed when the port closes
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Accept implements net.Listener.
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener: Accept returns; the port itself stays
+// open until the stream closes (raft shutdown), and forwarding
+// connections arriving after this are closed by the stream.
+func (l *chanListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *chanListener) Addr() net.Addr { return l.addr }
 
 // trackedConn counts its handler as busy from the moment a Read returns
 // request bytes until the handler comes back to Read for the next request.

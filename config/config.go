@@ -36,11 +36,18 @@ type Config struct {
 	TLSClientCAFile string // -tls-client-ca-file: request client certificates and verify those given against this CA
 	TLSMinVersion   string // -tls-min-version: "tls12" (default) or "tls13"
 
+	ClusterTLSCertFile string // -cluster-tls-cert-file: this node's cluster certificate (node id in a tokend://node/<id> URI SAN); "" = plain TCP between nodes
+	ClusterTLSKeyFile  string // -cluster-tls-key-file: its private key
+	ClusterTLSCAFile   string // -cluster-tls-ca-file: the cluster CA every peer's certificate must chain to
+
 	RateLimit             float64 // -rate-limit: requests/s per client address; 0 = off (default)
 	RateLimitBurst        int     // -rate-limit-burst: requests at once per client address
 	RateLimitBadAuth      float64 // -rate-limit-bad-auth: failed authentications/s per client address; 0 = off
 	RateLimitBadAuthBurst int     // -rate-limit-bad-auth-burst: failed authentications at once per client address
 }
+
+// ClusterTLSEnabled reports whether raft and forwarding use mutual TLS.
+func (c Config) ClusterTLSEnabled() bool { return c.ClusterTLSCertFile != "" }
 
 // TLSEnabled reports whether the HTTP API is served over TLS.
 func (c Config) TLSEnabled() bool { return c.TLSCertFile != "" }
@@ -87,6 +94,9 @@ func (c Config) LogFields() []any {
 		"tls_cert_file", c.TLSCertFile,
 		"tls_client_ca_file", c.TLSClientCAFile,
 		"tls_min_version", c.TLSMinVersion,
+		"cluster_tls", c.ClusterTLSEnabled(),
+		"cluster_tls_cert_file", c.ClusterTLSCertFile,
+		"cluster_tls_ca_file", c.ClusterTLSCAFile,
 		"rate_limit", c.RateLimit,
 		"rate_limit_burst", c.RateLimitBurst,
 		"rate_limit_bad_auth", c.RateLimitBadAuth,

@@ -21,9 +21,10 @@ func TLSVersion(name string) (v uint16, ok bool) {
 }
 
 // validTLS checks the -tls-* settings: the cert and key come as a pair that
-// loads, the client CA file holds at least one certificate, and TLS is only
-// used where no node forwards to another (forwarding between nodes is
-// plain http in this version).
+// loads, the client CA file holds at least one certificate, and on a
+// multi-node cluster the nodes talk to each other over cluster TLS
+// (without it a follower forwards over plain http to the leader's HTTP
+// address, which would then speak https).
 func (c Config) validTLS() error {
 	if _, ok := TLSVersion(c.TLSMinVersion); !ok {
 		return invalid("-tls-min-version must be tls12 or tls13 (got %q)", c.TLSMinVersion)
@@ -39,8 +40,8 @@ func (c Config) validTLS() error {
 	case c.TLSKeyFile == "":
 		return invalid("-tls-cert-file requires -tls-key-file")
 	}
-	if !c.Dev && (c.BootstrapExpect != 1 || len(c.Join) > 0) {
-		return invalid("-tls-cert-file needs -dev or a single node (-bootstrap-expect 1, no -join): forwarding between nodes does not use TLS yet")
+	if !c.Dev && c.MultiNode() && !c.ClusterTLSEnabled() {
+		return invalid("-tls-cert-file on a multi-node cluster needs -cluster-tls-cert-file: without cluster TLS nodes forward over plain http to each other's HTTP address")
 	}
 	for _, f := range []struct{ flag, path string }{
 		{"-tls-cert-file", c.TLSCertFile},
@@ -58,6 +59,44 @@ func (c Config) validTLS() error {
 		if _, err := LoadCertPool(c.TLSClientCAFile); err != nil {
 			return invalid("-tls-client-ca-file %q: %s", c.TLSClientCAFile, oneLine(err.Error()))
 		}
+	}
+	return nil
+}
+
+// MultiNode reports whether the node expects or joins other nodes.
+func (c Config) MultiNode() bool { return c.BootstrapExpect != 1 || len(c.Join) > 0 }
+
+// validClusterTLS checks the -cluster-tls-* settings: all three or none,
+// files that exist, a certificate that loads with its key, and a CA file
+// with at least one certificate. That the certificate names this node and
+// chains to the CA is checked when the node starts (cluster.LoadClusterTLS).
+func (c Config) validClusterTLS() error {
+	set := 0
+	for _, v := range []string{c.ClusterTLSCertFile, c.ClusterTLSKeyFile, c.ClusterTLSCAFile} {
+		if v != "" {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		return nil
+	case set < 3:
+		return invalid("-cluster-tls-cert-file, -cluster-tls-key-file and -cluster-tls-ca-file must be set together")
+	}
+	for _, f := range []struct{ flag, path string }{
+		{"-cluster-tls-cert-file", c.ClusterTLSCertFile},
+		{"-cluster-tls-key-file", c.ClusterTLSKeyFile},
+		{"-cluster-tls-ca-file", c.ClusterTLSCAFile},
+	} {
+		if err := readableFile(f.flag, f.path); err != nil {
+			return err
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(c.ClusterTLSCertFile, c.ClusterTLSKeyFile); err != nil {
+		return invalid("-cluster-tls-cert-file/-cluster-tls-key-file do not load as a pair: %s", oneLine(err.Error()))
+	}
+	if _, err := LoadCertPool(c.ClusterTLSCAFile); err != nil {
+		return invalid("-cluster-tls-ca-file %q: %s", c.ClusterTLSCAFile, oneLine(err.Error()))
 	}
 	return nil
 }

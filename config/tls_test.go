@@ -106,8 +106,8 @@ func TestTLSFlags(t *testing.T) {
 		{"mismatched pair", with("-tls-cert-file", cert, "-tls-key-file", key2), "invalid config: -tls-cert-file/-tls-key-file do not load as a pair: "},
 		{"junk cert", with("-tls-cert-file", junk, "-tls-key-file", key), "invalid config: -tls-cert-file/-tls-key-file do not load as a pair: "},
 		{"junk client ca", with("-tls-cert-file", cert, "-tls-key-file", key, "-tls-client-ca-file", junk), `invalid config: -tls-client-ca-file "` + junk + `": no PEM certificate found`},
-		{"multi-node", []string{"-data-dir", dir, "-bootstrap-expect", "3", "-tls-cert-file", cert, "-tls-key-file", key}, "invalid config: -tls-cert-file needs -dev or a single node"},
-		{"join", with("-join", "127.0.0.1:8301", "-tls-cert-file", cert, "-tls-key-file", key), "invalid config: -tls-cert-file needs -dev or a single node"},
+		{"multi-node", []string{"-data-dir", dir, "-bootstrap-expect", "3", "-tls-cert-file", cert, "-tls-key-file", key}, "invalid config: -tls-cert-file on a multi-node cluster needs -cluster-tls-cert-file"},
+		{"join", with("-join", "127.0.0.1:8301", "-tls-cert-file", cert, "-tls-key-file", key), "invalid config: -tls-cert-file on a multi-node cluster needs -cluster-tls-cert-file"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,6 +77,9 @@ func (c Config) Validate() error {
 	if c.AuditFailOpen && c.AuditFile == "" {
 		return invalid("-audit-fail-open requires -audit-file")
 	}
+	if err := c.validClusterTLS(); err != nil {
+		return err
+	}
 	if err := c.validTLS(); err != nil {
 		return err
 	}

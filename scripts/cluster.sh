@@ -16,6 +16,11 @@
 # its pid in tmp/cluster/nodeN/pid. The root token is printed once, on the
 # first start, and saved (mode 0600) in tmp/cluster/root-token for
 # convenience; rm -rf tmp/cluster resets everything.
+#
+# The nodes talk to each other over mutual TLS (raft, forwarded writes,
+# lease grants): on the first start `tokend operator gen-certs` creates a
+# CA and one certificate per node in tmp/cluster/certs. CLUSTER_TLS=0 runs
+# the nodes on plain TCP instead. The HTTP API stays plain http.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,8 @@ BIN=${BIN:-bin/tokend}
 DIR=${CLUSTER_DIR:-tmp/cluster}
 NODES=(1 2 3)
 WAIT=${CLUSTER_WAIT:-30}
+CLUSTER_TLS=${CLUSTER_TLS:-1}
+CERTS="$DIR/certs"
 
 http_port() { echo $((8200 + ($1 - 1) * 10)); }
 raft_port() { echo $((8201 + ($1 - 1) * 10)); }
@@ -50,8 +57,14 @@ start_node() {
 	for m in "${NODES[@]}"; do
 		[ "$m" = "$n" ] || joins+=("127.0.0.1:$(gossip_port "$m")")
 	done
+	local tlsflags=()
+	if [ "$CLUSTER_TLS" = 1 ]; then
+		tlsflags=(-cluster-tls-cert-file "$CERTS/node$n.pem"
+			-cluster-tls-key-file "$CERTS/node$n-key.pem"
+			-cluster-tls-ca-file "$CERTS/ca.pem")
+	fi
 	local IFS=,
-	nohup "$BIN" server \
+	nohup "$BIN" server "${tlsflags[@]}" \
 		-node-id "node$n" \
 		-data-dir "$d/data" \
 		-http-addr "127.0.0.1:$(http_port "$n")" \
@@ -72,6 +85,10 @@ cmd_start() {
 	fi
 	command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 	local n
+	if [ "$CLUSTER_TLS" = 1 ] && [ ! -f "$CERTS/ca.pem" ]; then
+		mkdir -p "$DIR"
+		"$BIN" operator gen-certs -dir "$CERTS" node1 node2 node3
+	fi
 	for n in "${NODES[@]}"; do
 		if running "$n"; then
 			echo "node$n already running (pid $(cat "$DIR/node$n/pid"))"

@@ -26,7 +26,19 @@ func TestProcessLeaderKill(t *testing.T) {
 		}
 		tries = n
 	}
-	c := procs.New(t, 3)
+	leaderKill(t, tries, procs.Options{})
+}
+
+// TestProcessLeaderKillClusterTLS is TestProcessLeaderKill with the nodes
+// talking over mutual TLS, certificates made by tokend operator gen-certs.
+func TestProcessLeaderKillClusterTLS(t *testing.T) {
+	leaderKill(t, 2, procs.Options{ClusterTLS: true})
+}
+
+// leaderKill kills the leader tries times and checks writes resume and no
+// acknowledged token is lost.
+func leaderKill(t *testing.T, tries int, opts procs.Options) {
+	c := procs.NewWith(t, 3, opts)
 	var tokens []string
 	create := func(i int) (string, bool) {
 		status, body := c.Do(i, http.MethodPost, "/v1/auth/token/create", c.RootToken, `{"ttl":"1h"}`)

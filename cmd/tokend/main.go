@@ -60,6 +60,7 @@ var commands = []command{
 	{"bench", "generate load on the token API and report ops/s and latency", benchCmd},
 	{"operator members", "list the cluster members as gossip sees them", operatorMembers},
 	{"operator raft list-peers", "list the servers of the raft configuration", operatorRaftListPeers},
+	{"operator gen-certs", "create a cluster CA and node certificates for cluster TLS", operatorGenCerts},
 	{"version", "print the version", func(e *env, _ []string) int {
 		fmt.Fprintf(e.stdout, "tokend %s\n", version)
 		return exitOK

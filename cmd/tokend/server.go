@@ -117,6 +117,13 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	defer stopMetrics()
 
+	clusterTLS, stopClusterReload, err := loadClusterTLS(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopClusterReload()
+
 	node, err := cluster.New(cluster.Config{
 		NodeID:          cfg.NodeID,
 		DataDir:         cfg.DataDir,
@@ -129,6 +136,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		MaxStale:        cfg.MaxStale,
 		Logger:          logger,
 		Version:         version,
+		TLS:             clusterTLS,
 	})
 	if err != nil {
 		ln.Close()
@@ -137,17 +145,21 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	metrics.MustRegister(node.Collector())
 
 	httpLog := logger.Named("http")
+	api := httpapi.New(node, httpapi.Options{
+		Logger:        httpLog,
+		MaxStale:      cfg.MaxStale,
+		Version:       version,
+		ClusterName:   "tokend",
+		Audit:         auditLog,
+		AuditFailOpen: cfg.AuditFailOpen,
+		RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
+		Metrics:       metrics,
+	})
+	// Forwarded requests arrive on the cluster port (with cluster TLS) and
+	// are served by the same handler; the client listener refuses them.
+	node.SetForwardHandler(api)
 	srv := &http.Server{
-		Handler: httpapi.New(node, httpapi.Options{
-			Logger:        httpLog,
-			MaxStale:      cfg.MaxStale,
-			Version:       version,
-			ClusterName:   "tokend",
-			Audit:         auditLog,
-			AuditFailOpen: cfg.AuditFailOpen,
-			RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
-			Metrics:       metrics,
-		}),
+		Handler:           node.ClientHandler(api),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,

@@ -32,6 +32,8 @@ type Node struct {
 	HTTPAddr string
 	raftAddr string
 	gossip   string
+	// TLS is the node's cluster identity (nil: plain TCP between nodes).
+	TLS *cluster.ClusterTLS
 
 	mu     sync.Mutex
 	node   *cluster.Node
@@ -51,8 +53,12 @@ type Cluster struct {
 	// MaxStale is passed to every node.
 	MaxStale time.Duration
 
+	// CA issued every node's cluster certificate (Options.ClusterTLS).
+	CA *cluster.CA
+
 	logs   *logSink
 	timing cluster.Timing
+	opts   Options
 }
 
 // Options tune an in-process cluster; zero fields take the defaults.
@@ -63,6 +69,22 @@ type Options struct {
 	Timing cluster.Timing
 	// MaxStale of every node (default 2s).
 	MaxStale time.Duration
+	// ClusterTLS runs raft, forwarding and lease grants over mutual TLS:
+	// the cluster gets a fresh CA (Cluster.CA) and every node a
+	// certificate from it, made with the code of tokend operator gen-certs.
+	ClusterTLS bool
+	// WrapPeerConn, when set, wraps every connection a node opens to
+	// another node (cluster.Config.WrapPeerConn); node is the dialer's id.
+	WrapPeerConn func(node string, c net.Conn) net.Conn
+}
+
+// NodeOptions override how AddNodeWith starts one node.
+type NodeOptions struct {
+	// TLS is the node's cluster identity instead of one from Cluster.CA
+	// (for example a certificate from another CA).
+	TLS *cluster.ClusterTLS
+	// NoTLS starts the node without cluster TLS even in a TLS cluster.
+	NoTLS bool
 }
 
 // New starts n nodes with -bootstrap-expect n, waits for a leader, and
@@ -87,6 +109,14 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 		MaxStale: opts.MaxStale,
 		timing:   opts.Timing,
 		logs:     &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
+		opts:     opts,
+	}
+	if opts.ClusterTLS {
+		ca, err := cluster.NewCA("tokend test cluster CA", time.Hour)
+		if err != nil {
+			t.Fatalf("cluster CA: %v", err)
+		}
+		c.CA = ca
 	}
 	// Trace level so the secret-grep tests see every log line there is;
 	// benchmarks log at Info, since the shared sink's lock would otherwise
@@ -97,7 +127,7 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	}
 	c.Logger = hclog.New(&hclog.LoggerOptions{Name: "tokend", Level: level, Output: c.logs})
 	for i := 0; i < n; i++ {
-		c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", i), DataDir: t.TempDir()})
+		c.Nodes = append(c.Nodes, c.newNode(fmt.Sprintf("node%d", i), NodeOptions{}))
 	}
 	t.Cleanup(c.StopAll)
 	for i := range c.Nodes {
@@ -112,10 +142,32 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 // AddNode starts one more node that joins the existing cluster by gossip.
 func (c *Cluster) AddNode() int {
 	c.t.Helper()
-	c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", len(c.Nodes)), DataDir: c.t.TempDir()})
+	return c.AddNodeWith(NodeOptions{})
+}
+
+// AddNodeWith is AddNode with per-node options.
+func (c *Cluster) AddNodeWith(o NodeOptions) int {
+	c.t.Helper()
+	c.Nodes = append(c.Nodes, c.newNode(fmt.Sprintf("node%d", len(c.Nodes)), o))
 	i := len(c.Nodes) - 1
 	c.start(i, len(c.Nodes)-1)
 	return i
+}
+
+// newNode prepares a node's data dir and, in a TLS cluster, its identity.
+func (c *Cluster) newNode(id string, o NodeOptions) *Node {
+	c.t.Helper()
+	n := &Node{ID: id, DataDir: c.t.TempDir(), TLS: o.TLS}
+	if n.TLS == nil && c.CA != nil && !o.NoTLS {
+		nc, err := c.CA.IssueNode(id, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+		if err != nil {
+			c.t.Fatalf("issue certificate for %s: %v", id, err)
+		}
+		if n.TLS, err = nc.TLS(c.CA); err != nil {
+			c.t.Fatalf("cluster TLS for %s: %v", id, err)
+		}
+	}
+	return n
 }
 
 func (c *Cluster) start(i, bootstrapExpect int) {
@@ -142,6 +194,11 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		}
 	}
 	logger := c.Logger.Named(n.ID)
+	var wrap func(net.Conn) net.Conn
+	if w := c.opts.WrapPeerConn; w != nil {
+		id := n.ID
+		wrap = func(conn net.Conn) net.Conn { return w(id, conn) }
+	}
 	node, err := cluster.New(cluster.Config{
 		NodeID:          n.ID,
 		DataDir:         n.DataDir,
@@ -154,6 +211,8 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		Logger:          logger,
 		Version:         "test",
 		Timing:          c.timing,
+		TLS:             n.TLS,
+		WrapPeerConn:    wrap,
 	})
 	if err != nil {
 		ln.Close()
@@ -164,7 +223,8 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), node.Collector())
 	handler := httpapi.New(node, httpapi.Options{Logger: logger.Named("http"), MaxStale: c.MaxStale, Version: "test", Metrics: metrics})
-	srv := &http.Server{Handler: n.leaseFilter(handler), ReadHeaderTimeout: 5 * time.Second}
+	node.SetForwardHandler(handler)
+	srv := &http.Server{Handler: n.leaseFilter(node.ClientHandler(handler)), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // returns ErrServerClosed on Stop
 	n.mu.Lock()
 	n.node, n.server = node, srv
@@ -185,7 +245,9 @@ func (n *Node) leaseFilter(h http.Handler) http.Handler {
 
 // BlockLeases makes node i refuse (block=true) or accept again the leader's
 // read-lease grants, as if the leader could not reach its HTTP API while
-// raft still replicates to it. The setting survives Restart.
+// raft still replicates to it. The setting survives Restart. It filters the
+// HTTP listener, so it has no effect with Options.ClusterTLS (grants then
+// arrive on the cluster port).
 func (c *Cluster) BlockLeases(i int, block bool) {
 	c.Nodes[i].blockLeases.Store(block)
 }

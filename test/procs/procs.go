@@ -68,15 +68,41 @@ type Cluster struct {
 	bin       string
 	Nodes     []*Node
 	RootToken string
-	client    *http.Client
+	// CertDir holds the gen-certs output when the cluster runs cluster TLS.
+	CertDir string
+	client  *http.Client
+}
+
+// Options tune a process cluster; the zero value is plain TCP between
+// nodes.
+type Options struct {
+	// ClusterTLS creates a CA and node certificates with `tokend operator
+	// gen-certs` and starts every node with -cluster-tls-*.
+	ClusterTLS bool
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
 // initialises the cluster. Every process is killed by t.Cleanup.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return NewWith(t, n, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}}
 	base := t.TempDir()
+	if opts.ClusterTLS {
+		c.CertDir = filepath.Join(base, "certs")
+		args := []string{"operator", "gen-certs", "-dir", c.CertDir}
+		for i := 0; i < n; i++ {
+			args = append(args, fmt.Sprintf("node%d", i))
+		}
+		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("tokend operator gen-certs: %v\n%s", err, out)
+		}
+	}
 	for i := 0; i < n; i++ {
 		node := &Node{
 			ID:       fmt.Sprintf("node%d", i),
@@ -165,6 +191,12 @@ func (c *Cluster) Start(i int) {
 	}
 	for _, j := range join {
 		args = append(args, "-join", j)
+	}
+	if c.CertDir != "" {
+		args = append(args,
+			"-cluster-tls-cert-file", filepath.Join(c.CertDir, n.ID+".pem"),
+			"-cluster-tls-key-file", filepath.Join(c.CertDir, n.ID+"-key.pem"),
+			"-cluster-tls-ca-file", filepath.Join(c.CertDir, "ca.pem"))
 	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout = logFile
