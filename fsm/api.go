@@ -28,6 +28,9 @@ const (
 	TypeRotateBatchKey  Type = 15
 	TypePruneBatchKeys  Type = 16
 	TypeTidy            Type = 17
+	// TypeSetGossipKeyring (gossipkey.go) is not skippable: a node that
+	// cannot apply it would keep gossiping with keys the others drop.
+	TypeSetGossipKeyring Type = 18
 
 	// Skippable marks a command type an older node may ignore.
 	Skippable Type = 0x80

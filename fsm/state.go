@@ -61,6 +61,7 @@ type state struct {
 	roles        map[string]*Role         // name → role
 	batchKeys    map[uint32]*BatchKey     // ID → key
 	batchPrimary uint32                   // 0 = no key yet; else a key in batchKeys
+	gossipKeys   gossipKeyring            // replicated gossip keyring (gossipkey.go); replaced whole, never mutated
 
 	// policyGen counts policy changes. It is local (not replicated, not in
 	// snapshots): FSM.PolicyVersion exposes it for caching parsed policies.
