@@ -73,6 +73,22 @@ type Node struct {
 	lease       readLease
 	grantor     atomic.Pointer[grantor]
 
+	// hasher hashes token IDs with Config.TokenHashKey; keyCheck is its
+	// fingerprint, published in gossip metadata (a member whose check
+	// differs never becomes a voter).
+	hasher   *fsm.Hasher
+	keyCheck string
+
+	// keyring is memberlist's gossip keyring (nil: gossip unencrypted; its
+	// own lock). keyMu guards keyVersion (the replicated keyring version
+	// applied to it) and retired, and serialises keyring changes; it is
+	// never held with mu. keyringCh wakes keyringLoop.
+	keyring    *memberlist.Keyring
+	keyMu      sync.Mutex
+	keyVersion uint64
+	retired    []string
+	keyringCh  chan struct{}
+
 	mu      sync.Mutex
 	members map[string]*memberRecord
 	meta    nodeMeta
@@ -93,6 +109,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxStale <= 0 {
 		cfg.MaxStale = time.Second
+	}
+	hasher, err := fsm.NewHasher(cfg.TokenHashKey)
+	if err != nil {
+		return nil, err
 	}
 	timing := cfg.Timing.withDefaults()
 	if cfg.MaxStale <= timing.LeaderLeaseTimeout {
@@ -115,8 +135,12 @@ func New(cfg Config) (*Node, error) {
 		observerCh:  make(chan raft.Observation, 16),
 		shutdownCh:  make(chan struct{}),
 		members:     make(map[string]*memberRecord),
+		hasher:      hasher,
+		keyCheck:    hasher.KeyCheck(),
+		keyringCh:   make(chan struct{}, 1),
 	}
 	n.adapter = newRaftFSM(n.fsm)
+	n.adapter.onKeyring = n.pokeKeyring
 	n.client = cfg.HTTPClient
 	if n.client == nil {
 		n.client = &http.Client{
@@ -152,6 +176,7 @@ func New(cfg Config) (*Node, error) {
 		HTTPAddr:     cfg.HTTPAddr,
 		Version:      cfg.Version,
 		Bootstrapped: existing,
+		HashKeyCheck: n.keyCheck,
 	}
 	if err := n.setupGossip(); err != nil {
 		n.closeRaft()
@@ -160,7 +185,8 @@ func New(cfg Config) (*Node, error) {
 	n.logger.Info("node started", "node_id", n.id, "raft_addr", n.raftAddr,
 		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing)
 
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.keyringLoop()
 	go n.eventLoop()
 	go n.observerLoop()
 	go n.leaderMonitor()

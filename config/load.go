@@ -168,6 +168,9 @@ var options = []option{
 	{name: "tls-min-version", arg: "VERSION", def: DefaultTLSMinVersion,
 		usage: "oldest TLS version accepted: tls12 or tls13",
 		set:   func(c *Config, v string) error { c.TLSMinVersion = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{name: "token-hash-key-file", arg: "PATH", def: "required; a random in-memory key with -dev",
+		usage: "file holding the base64 of 32-64 random bytes (mode 0600, outside -data-dir, the same on every node): token IDs are stored only as HMAC-SHA256 under this key, which is never written to the data dir; create one with `tokend operator keygen -bytes 32`",
+		set:   func(c *Config, v string) error { c.TokenHashKeyFile = strings.TrimSpace(v); return nil }},
 	{name: "rate-limit", arg: "N", def: "0 (off)",
 		usage: "requests per second allowed from one client address (token bucket of -rate-limit-burst); more get 429 with Retry-After; 0 = no limit; sys/health is exempt",
 		set:   func(c *Config, v string) error { return setRate(&c.RateLimit, v) }},
@@ -232,6 +235,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
+	}
+	if c.TokenHashKeyFile != "" {
+		if c.TokenHashKey, err = ReadTokenHashKey(c.TokenHashKeyFile); err != nil {
+			return Config{}, err
+		}
 	}
 	return c, nil
 }

@@ -68,7 +68,8 @@ type server struct {
 	acls   aclCache // ACLs by policy version and names (acl.go)
 	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
 	tidyRunning atomic.Bool
-	audit       auditor // the audit key (audit_hook.go)
+	audit       auditor     // the audit key (audit_hook.go)
+	hasher      *fsm.Hasher // node.TokenHasher(), fixed for the node's life
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -96,8 +97,11 @@ func newServer(node Node, opts Options) *server {
 		opts.DefaultTTL = opts.MaxTTL
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
+	if node != nil {
+		s.hasher = node.TokenHasher()
+	}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.keyringRoutes())
 	return s
 }
 
@@ -345,7 +349,7 @@ func (s *server) serve(c *call) {
 		// local keyring, never stored, never limited-use, never forwarded.
 		tok, ok = s.validBatch(clientToken, now)
 	} else {
-		tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+		tok, ok = s.node.State().Valid(s.hasher.Hash(clientToken), now.UnixNano())
 	}
 	if !ok {
 		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))

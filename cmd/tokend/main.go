@@ -60,6 +60,11 @@ var commands = []command{
 	{"bench", "generate load on the token API and report ops/s and latency", benchCmd},
 	{"operator members", "list the cluster members as gossip sees them", operatorMembers},
 	{"operator raft list-peers", "list the servers of the raft configuration", operatorRaftListPeers},
+	{"operator keyring list", "list the gossip encryption keys and the members holding them", operatorKeyringList},
+	{"operator keyring install", "install a gossip key on every member", operatorKeyringInstall},
+	{"operator keyring use", "make an installed gossip key primary everywhere", operatorKeyringUse},
+	{"operator keyring remove", "remove a non-primary gossip key everywhere", operatorKeyringRemove},
+	{"operator keygen", "print a new random key (gossip key or token hash key)", operatorKeygen},
 	{"version", "print the version", func(e *env, _ []string) int {
 		fmt.Fprintf(e.stdout, "tokend %s\n", version)
 		return exitOK

@@ -6,6 +6,7 @@ package inproc
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/tokend/tokend/cluster"
+	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi"
 )
 
@@ -28,8 +30,12 @@ type Node struct {
 	ID       string
 	DataDir  string
 	HTTPAddr string
-	raftAddr string
-	gossip   string
+	// ClusterKey and TokenHashKey override the cluster's for this node
+	// (AddNodeWith): a node with another key must not get in.
+	ClusterKey   []byte
+	TokenHashKey []byte
+	raftAddr     string
+	gossip       string
 
 	mu     sync.Mutex
 	node   *cluster.Node
@@ -49,6 +55,12 @@ type Cluster struct {
 	// MaxStale is passed to every node.
 	MaxStale time.Duration
 
+	// ClusterKey is every node's -cluster-key (nil: gossip unencrypted).
+	ClusterKey []byte
+	// TokenHashKey is every node's token hash key; Hasher hashes with it.
+	TokenHashKey []byte
+	Hasher       *fsm.Hasher
+
 	logs   *logSink
 	timing cluster.Timing
 }
@@ -61,6 +73,11 @@ type Options struct {
 	Timing cluster.Timing
 	// MaxStale of every node (default 2s).
 	MaxStale time.Duration
+	// ClusterKey encrypts gossip (default none).
+	ClusterKey []byte
+	// TokenHashKey is the token hash key of every node (default: 32 random
+	// bytes per cluster).
+	TokenHashKey []byte
 }
 
 // New starts n nodes with -bootstrap-expect n, waits for a leader, and
@@ -80,11 +97,24 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	if opts.MaxStale == 0 {
 		opts.MaxStale = 2 * time.Second
 	}
+	if opts.TokenHashKey == nil {
+		opts.TokenHashKey = make([]byte, 32)
+		if _, err := rand.Read(opts.TokenHashKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasher, err := fsm.NewHasher(opts.TokenHashKey)
+	if err != nil {
+		t.Fatalf("token hash key: %v", err)
+	}
 	c := &Cluster{
-		t:        t,
-		MaxStale: opts.MaxStale,
-		timing:   opts.Timing,
-		logs:     &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
+		t:            t,
+		MaxStale:     opts.MaxStale,
+		ClusterKey:   opts.ClusterKey,
+		TokenHashKey: opts.TokenHashKey,
+		Hasher:       hasher,
+		timing:       opts.Timing,
+		logs:         &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
 	}
 	// Trace level so the secret-grep tests see every log line there is;
 	// benchmarks log at Info, since the shared sink's lock would otherwise
@@ -110,7 +140,21 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 // AddNode starts one more node that joins the existing cluster by gossip.
 func (c *Cluster) AddNode() int {
 	c.t.Helper()
-	c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", len(c.Nodes)), DataDir: c.t.TempDir()})
+	return c.AddNodeWith(NodeOptions{})
+}
+
+// NodeOptions override the cluster's settings for one node; nil fields
+// take the cluster's.
+type NodeOptions struct {
+	ClusterKey   []byte
+	TokenHashKey []byte
+}
+
+// AddNodeWith is AddNode with per-node options.
+func (c *Cluster) AddNodeWith(n NodeOptions) int {
+	c.t.Helper()
+	c.Nodes = append(c.Nodes, &Node{ID: fmt.Sprintf("node%d", len(c.Nodes)), DataDir: c.t.TempDir(),
+		ClusterKey: n.ClusterKey, TokenHashKey: n.TokenHashKey})
 	i := len(c.Nodes) - 1
 	c.start(i, len(c.Nodes)-1)
 	return i
@@ -140,6 +184,13 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		}
 	}
 	logger := c.Logger.Named(n.ID)
+	gossipKey, hashKey := c.ClusterKey, c.TokenHashKey
+	if n.ClusterKey != nil {
+		gossipKey = n.ClusterKey
+	}
+	if n.TokenHashKey != nil {
+		hashKey = n.TokenHashKey
+	}
 	node, err := cluster.New(cluster.Config{
 		NodeID:          n.ID,
 		DataDir:         n.DataDir,
@@ -148,6 +199,8 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		GossipAddr:      gossipAddr,
 		Join:            join,
 		BootstrapExpect: bootstrapExpect,
+		ClusterKey:      gossipKey,
+		TokenHashKey:    hashKey,
 		MaxStale:        c.MaxStale,
 		Logger:          logger,
 		Version:         "test",

@@ -6,6 +6,8 @@ package procs
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,14 +71,45 @@ type Cluster struct {
 	Nodes     []*Node
 	RootToken string
 	client    *http.Client
+	opts      Options
+
+	// Dir holds the nodes' data dirs, logs and the key files.
+	Dir string
+	// TokenHashKeyFile is every node's -token-hash-key-file (outside the
+	// data dirs, mode 0600); TokenHashKey is its key.
+	TokenHashKeyFile string
+	TokenHashKey     []byte
+	// ClusterKey is every node's -cluster-key (base64).
+	ClusterKey string
+}
+
+// Options tune a process cluster; the zero value is New's.
+type Options struct {
+	// Args returns extra server flags for node i (nil: none).
+	Args func(i int) []string
+	// Env is added to every node's environment.
+	Env []string
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
 // initialises the cluster. Every process is killed by t.Cleanup.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}}
+	return NewWith(t, n, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}, opts: opts}
 	base := t.TempDir()
+	c.Dir = base
+	c.TokenHashKey = randomKey(t, 32)
+	c.TokenHashKeyFile = filepath.Join(base, "token-hash.key")
+	if err := os.WriteFile(c.TokenHashKeyFile, []byte(base64.StdEncoding.EncodeToString(c.TokenHashKey)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ClusterKey = base64.StdEncoding.EncodeToString(randomKey(t, 32))
 	for i := 0; i < n; i++ {
 		node := &Node{
 			ID:       fmt.Sprintf("node%d", i),
@@ -121,6 +154,14 @@ func New(t testing.TB, n int) *Cluster {
 	return c
 }
 
+func randomKey(t testing.TB, n int) []byte {
+	k := make([]byte, n)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
@@ -162,11 +203,19 @@ func (c *Cluster) Start(i int) {
 		"-gossip-addr", n.Gossip,
 		"-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
 		"-log-level", "debug",
+		"-token-hash-key-file", c.TokenHashKeyFile,
+		"-cluster-key", c.ClusterKey,
 	}
 	for _, j := range join {
 		args = append(args, "-join", j)
 	}
+	if c.opts.Args != nil {
+		args = append(args, c.opts.Args(i)...)
+	}
 	cmd := exec.Command(c.bin, args...)
+	if len(c.opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.opts.Env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
