@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -367,6 +368,16 @@ func (n *Node) Members() []status.Member {
 // backoff until another member is known or the node shuts down.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
+	// A keyring fetch is network I/O: shutdown cancels it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.shutdownCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	backoff := n.timing.JoinRetryMin
 	for attempt := 1; ; attempt++ {
 		if n.ml.NumMembers() > 1 {
@@ -379,6 +390,11 @@ func (n *Node) joinLoop() {
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			n.logger.Warn("join failed, retrying", "attempt", attempt, "error", err)
+		}
+		if attempt%3 == 0 && n.fetchKeyring(ctx) {
+			// This node missed a keyring rotation while it was away.
+			n.logger.Info("gossip keyring fetched from a peer; joining again")
+			continue
 		}
 		select {
 		case <-n.shutdownCh:

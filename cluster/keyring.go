@@ -21,8 +21,11 @@ import (
 // keys it last used, not with its original -cluster-key.
 const keyringFileName = "gossip-keyring"
 
-// maxRetired bounds the fingerprints of removed keys kept in the file.
-const maxRetired = 32
+// maxRetired and maxPeers bound the lists kept in the file.
+const (
+	maxRetired = 32
+	maxPeers   = 16
+)
 
 // savedKeyring is the content of keyringFileName.
 type savedKeyring struct {
@@ -34,6 +37,9 @@ type savedKeyring struct {
 	// Retired are fingerprints of keys a rotation removed: a -cluster-key
 	// among them is a stale flag, not an operator's new key.
 	Retired []string `json:"retired,omitempty"`
+	// Peers are the HTTP addresses of the other members when the node last
+	// saw them (keyfetch.go).
+	Peers []string `json:"peers,omitempty"`
 }
 
 func readKeyringFile(dataDir string) (savedKeyring, bool, error) {
@@ -142,8 +148,8 @@ func (n *Node) setupKeyring() (*memberlist.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip keyring: %w", err)
 	}
-	n.keyVersion, n.retired = version, saved.Retired
-	if err := writeKeyringFile(n.cfg.DataDir, savedKeyring{Version: version, Keys: kr.GetKeys(), Retired: n.retired}); err != nil {
+	n.keyring, n.keyVersion, n.retired, n.peers = kr, version, saved.Retired, saved.Peers
+	if err := n.saveLocked(); err != nil {
 		return nil, err
 	}
 	return kr, nil
@@ -176,33 +182,43 @@ func (n *Node) keyringLoop() {
 }
 
 // syncKeyring makes this node's gossip keyring equal to the replicated one
-// if that is newer: add the new keys first, then switch the primary, then
-// drop the rest, so the node can decrypt every key in use at each step.
+// if that is newer, and keeps the saved peer list current.
 func (n *Node) syncKeyring() {
 	keys, version := n.fsm.GossipKeyring()
+	if version > 0 {
+		n.applyKeyring(keys, version, "raft")
+	}
+	n.savePeers()
+}
+
+// applyKeyring makes this node's gossip keyring keys (primary first) at
+// version, if that is newer than what it has: add the new keys first, then
+// switch the primary, then drop the rest, so the node can decrypt every
+// key in use at each step. It reports whether it changed anything.
+func (n *Node) applyKeyring(keys [][]byte, version uint64, source string) bool {
 	n.keyMu.Lock()
 	if version == 0 || version <= n.keyVersion {
 		n.keyMu.Unlock()
-		return
+		return false
 	}
 	if n.keyring == nil {
 		n.keyVersion = version
 		n.keyMu.Unlock()
 		n.logger.Error("gossip keyring changed but this node gossips unencrypted; restart it with -cluster-key", "version", version)
-		return
+		return false
 	}
 	before := n.keyring.GetKeys()
 	for _, k := range keys {
 		if err := n.keyring.AddKey(k); err != nil {
 			n.keyMu.Unlock()
 			n.logger.Error("gossip key install failed", "version", version, "error", err)
-			return
+			return false
 		}
 	}
 	if err := n.keyring.UseKey(keys[0]); err != nil {
 		n.keyMu.Unlock()
 		n.logger.Error("gossip primary key change failed", "version", version, "error", err)
-		return
+		return false
 	}
 	for _, k := range before {
 		if !containsKey(keys, k) {
@@ -218,18 +234,56 @@ func (n *Node) syncKeyring() {
 	}
 	n.keyVersion = version
 	now := n.keyring.GetKeys()
-	err := writeKeyringFile(n.cfg.DataDir, savedKeyring{Version: version, Keys: now, Retired: n.retired})
+	err := n.saveLocked()
 	n.keyMu.Unlock()
 	if err != nil {
 		// Gossip already uses the new keys; only a restart would fall back.
 		n.logger.Error("saving the gossip keyring failed", "error", err)
 	}
-	n.logger.Info("gossip keyring updated", "version", version, "keys", len(now))
+	n.logger.Info("gossip keyring updated", "version", version, "keys", len(now), "source", source)
 	n.mu.Lock()
 	n.meta.GossipKeys = fingerprints(now)
 	n.mu.Unlock()
 	if err := n.ml.UpdateNode(n.timing.LeaveTimeout); err != nil {
 		n.logger.Warn("gossip metadata update failed", "error", err)
+	}
+	return true
+}
+
+// saveLocked writes the keyring file from the current state; keyMu held.
+func (n *Node) saveLocked() error {
+	return writeKeyringFile(n.cfg.DataDir, savedKeyring{Version: n.keyVersion, Keys: n.keyring.GetKeys(),
+		Retired: n.retired, Peers: n.peers})
+}
+
+// savePeers records the HTTP addresses of the live members in the keyring
+// file when they changed: a node that comes back after missing a rotation
+// asks them for the keyring (keyfetch.go).
+func (n *Node) savePeers() {
+	if n.keyring == nil {
+		return
+	}
+	var peers []string
+	for id, m := range n.liveMembers() {
+		if id != n.id && m.meta.HTTPAddr != "" {
+			peers = append(peers, m.meta.HTTPAddr)
+		}
+	}
+	if len(peers) == 0 {
+		return // alone (or not joined yet): keep the last known peers
+	}
+	slices.Sort(peers)
+	if len(peers) > maxPeers {
+		peers = peers[:maxPeers]
+	}
+	n.keyMu.Lock()
+	defer n.keyMu.Unlock()
+	if slices.Equal(peers, n.peers) {
+		return
+	}
+	n.peers = peers
+	if err := n.saveLocked(); err != nil {
+		n.logger.Warn("saving the gossip keyring failed", "error", err)
 	}
 }
 

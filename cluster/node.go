@@ -87,6 +87,10 @@ type Node struct {
 	keyMu      sync.Mutex
 	keyVersion uint64
 	retired    []string
+	peers      []string
+	// transferKey seals the keyring for a member that missed a rotation
+	// (keyfetch.go); derived from the token hash key.
+	transferKey []byte
 	keyringCh  chan struct{}
 
 	mu      sync.Mutex
@@ -138,6 +142,7 @@ func New(cfg Config) (*Node, error) {
 		hasher:      hasher,
 		keyCheck:    hasher.KeyCheck(),
 		keyringCh:   make(chan struct{}, 1),
+		transferKey: deriveTransferKey(cfg.TokenHashKey),
 	}
 	n.adapter = newRaftFSM(n.fsm)
 	n.adapter.onKeyring = n.pokeKeyring

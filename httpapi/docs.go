@@ -38,6 +38,7 @@ func APIDocs() []byte {
 		{"Tidy (`/v1/auth/token/tidy`)", s.tidyRoutes()},
 		{"Lease-prefix revocation (`/v1/sys/leases/revoke-prefix/…`)", s.leaseRoutes()},
 		{"Audit hash (`/v1/sys/audit-hash/…`)", s.auditRoutes()},
+		{"Gossip keyring (`/v1/sys/keyring/gossip…`)", s.keyringRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)
