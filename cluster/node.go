@@ -91,7 +91,7 @@ type Node struct {
 	// transferKey seals the keyring for a member that missed a rotation
 	// (keyfetch.go); derived from the token hash key.
 	transferKey []byte
-	keyringCh  chan struct{}
+	keyringCh   chan struct{}
 
 	mu      sync.Mutex
 	members map[string]*memberRecord
