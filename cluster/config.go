@@ -42,7 +42,13 @@ type Config struct {
 	// bootstraps (the node only joins an existing cluster).
 	BootstrapExpect int
 	// ClusterKey encrypts gossip (16, 24 or 32 bytes); nil disables encryption.
+	// It seeds the gossip keyring of a fresh node; after a keyring rotation
+	// the node uses the keyring saved in its data dir (keyring.go).
 	ClusterKey []byte
+	// TokenHashKey keys the HMAC under which token IDs are stored
+	// (fsm.NewHasher: 32 to 64 bytes). Every node of a cluster must use the
+	// same key; it is never written to the data dir, the log or snapshots.
+	TokenHashKey []byte
 	// MaxStale (D) is the length of a follower's read lease: a follower cut
 	// off from the leader stops serving local reads within D, and a
 	// revocation waits at most D for a follower it cannot reach (doc.go,

@@ -22,6 +22,8 @@ type nodeContract interface {
 	Members() []status.Member
 	RaftServers() ([]status.RaftServer, error)
 	ServeInternal(w http.ResponseWriter, r *http.Request)
+	TokenHasher() *fsm.Hasher
+	GossipKeyring() status.GossipKeyring
 }
 
 var _ nodeContract = (*Node)(nil)

@@ -14,6 +14,20 @@
 //	                         -node-id on the same dir is an error
 //	<data-dir>/raft/raft.db  raft log + stable store (bolt)
 //	<data-dir>/raft/snapshots/
+//	<data-dir>/gossip-keyring  the gossip keys this node uses (primary
+//	                         first), their replicated version, fingerprints
+//	                         of removed keys and the peers' HTTP addresses
+//
+// Nothing in the data dir holds the token hash key (Config.TokenHashKey):
+// the state stores only HMAC-SHA256(key, token ID), so a copy of the data
+// dir, a snapshot or the raft log neither reveals a token nor lets anyone
+// test a guessed one. The gossip keys are in the raft log, the snapshots
+// and gossip-keyring (as Consul keeps serf/local.keyring in its data dir):
+// they protect gossip, not tokens. Every member publishes
+// fsm.Hasher.KeyCheck in its gossip metadata; a member whose check differs
+// from the leader's (another token hash key: it would answer "permission
+// denied" for every token) is not counted for bootstrap, never becomes a
+// voter, and is removed like a failed one if it was.
 //
 // # Membership
 //
@@ -37,6 +51,40 @@
 // adds it back when it reappears in gossip. Gossip state is read only from
 // the delegate's callbacks (memberlist mutates the nodes that Members()
 // returns, which races).
+//
+// # Gossip keyring
+//
+// memberlist encrypts with the primary key of its keyring and accepts every
+// installed key. -cluster-key seeds the keyring of a fresh node. A rotation
+// (tokend operator keyring install, use, remove) is three steps, each one
+// raft command (fsm.SetGossipKeyring) carrying the complete keyring and the
+// version it was based on. Why raft and not Consul's gossip query: a
+// committed step reaches every node that applies the log — also one that
+// was down and catches up from the log or a snapshot — in the same order on
+// every node, and concurrent steps cannot undo each other (the version is
+// checked in Apply). Each node's keyringLoop applies a newer replicated
+// keyring to memberlist (add new keys, switch the primary, drop the rest),
+// saves it in gossip-keyring and publishes the keys' fingerprints in its
+// gossip metadata. The HTTP handlers answer once every live member reports
+// the step, and refuse a "use" while a live member lacks the key, and a
+// "remove" while a live member still encrypts with it — so no member is
+// ever sent a packet it cannot read, and rotation needs no outage.
+//
+// Restarts: a node starts with the newest of gossip-keyring and the
+// keyring in its last snapshot, not with -cluster-key (a -cluster-key that
+// a rotation removed is recognised by its fingerprint and ignored; one the
+// node has never seen is taken as the operator's new primary, the recovery
+// path for a node that missed rotations and has no reachable peer).
+//
+// A member that missed a rotation — down, or gracefully left and so removed
+// from raft, while the key it knows was removed — cannot gossip, so it
+// cannot be re-added to raft to catch up from the log. Its join loop
+// therefore also asks the peers it last saw (HTTP addresses saved in
+// gossip-keyring) for KeyringPath: the answer is sealed with AES-256-GCM
+// under a key derived (HMAC, own label) from the token hash key, which
+// only members hold, and bound to the asker's random challenge and the
+// answering node id; the node applies it if its version is newer and joins
+// again.
 //
 // # Invariants
 //

@@ -29,6 +29,9 @@ var snapshotMagic = []byte("tkdsnap1")
 // raft's FSM goroutine; mu guards applied and notify against readers.
 type raftFSM struct {
 	f *fsm.FSM
+	// onKeyring, when set, is called (on the FSM goroutine; it must not
+	// block) after a SetGossipKeyring entry or a snapshot was applied.
+	onKeyring func()
 
 	mu      sync.Mutex
 	applied uint64
@@ -58,6 +61,9 @@ func (a *raftFSM) Apply(l *raft.Log) interface{} {
 	// diverging replica must stop, not carry on silently.
 	res := a.f.Apply(l.Index, l.Data)
 	a.setApplied(l.Index)
+	if a.onKeyring != nil && len(l.Data) > 0 && fsm.Type(l.Data[0]) == fsm.TypeSetGossipKeyring {
+		a.onKeyring()
+	}
 	return res
 }
 
@@ -119,6 +125,9 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 	a.applied = index
 	a.wakeLocked()
 	a.mu.Unlock()
+	if a.onKeyring != nil {
+		a.onKeyring()
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,13 @@ type nodeMeta struct {
 	// memberlist reports a leave and a failure with the same callback and
 	// does not fill in Node.State, so this flag is how peers tell them apart.
 	Leaving bool `json:"leaving,omitempty"`
+	// HashKeyCheck is the fingerprint of the node's token hash key
+	// (fsm.Hasher.KeyCheck): nodes with different keys would not find each
+	// other's tokens, so the leader never makes such a node a voter.
+	HashKeyCheck string `json:"hk,omitempty"`
+	// GossipKeys are the fingerprints (status.KeyFingerprint) of the
+	// node's gossip keys, primary first, for keyring list and rotation.
+	GossipKeys []string `json:"gk,omitempty"`
 }
 
 // decodeMeta parses and validates a member's metadata. name is the gossip
@@ -174,8 +182,17 @@ func (n *Node) setupGossip() error {
 	// new address (a restart with port 0) may reclaim its name soon after,
 	// instead of being refused for GossipToTheDeadTime.
 	mc.DeadNodeReclaimTime = 5 * t.GossipProbeInterval
-	if len(n.cfg.ClusterKey) > 0 {
-		mc.SecretKey = n.cfg.ClusterKey
+	kr, err := n.setupKeyring()
+	if err != nil {
+		return err
+	}
+	if kr != nil {
+		// With a keyring memberlist encrypts with the primary key and
+		// accepts every installed one; unencrypted packets are refused
+		// (GossipVerifyIncoming, on by default).
+		n.keyring = kr
+		mc.Keyring = kr
+		n.meta.GossipKeys = fingerprints(kr.GetKeys())
 	}
 	mc.Delegate = delegate{n}
 	mc.Events = delegate{n}
@@ -292,6 +309,8 @@ func (n *Node) handleEvent(ev memberEvent) {
 	case err != nil && st == "alive":
 		n.logger.Warn("member has invalid metadata", "peer", ev.node.Name, "error", err)
 	case !changed:
+	case st == "alive" && meta.HashKeyCheck != n.keyCheck:
+		n.logger.Error("member uses a different token hash key; it will not become a raft voter", "peer", ev.node.Name)
 	case st == "alive":
 		n.logger.Info("member joined", "peer", ev.node.Name, "raft_addr", meta.RaftAddr, "http_addr", meta.HTTPAddr)
 	case st == "left":
@@ -301,15 +320,18 @@ func (n *Node) handleEvent(ev memberEvent) {
 	}
 }
 
-// liveMembers returns the alive members with valid metadata, keyed by node
-// id. It reads the event-fed records, never memberlist's Members(), whose
-// returned nodes memberlist keeps mutating.
+// liveMembers returns the alive members with valid metadata and this
+// node's token hash key (by HashKeyCheck), keyed by node id. Only they count
+// for bootstrap and become voters: a node with another key would answer
+// "permission denied" for every token. It reads the event-fed records,
+// never memberlist's Members(), whose returned nodes memberlist keeps
+// mutating.
 func (n *Node) liveMembers() map[string]memberRecord {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := make(map[string]memberRecord)
 	for name, rec := range n.members {
-		if rec.metaOK && !rec.meta.Leaving && (rec.status == "alive" || rec.status == "suspect") {
+		if rec.metaOK && !rec.meta.Leaving && rec.meta.HashKeyCheck == n.keyCheck && (rec.status == "alive" || rec.status == "suspect") {
 			out[name] = *rec
 		}
 	}
@@ -346,6 +368,16 @@ func (n *Node) Members() []status.Member {
 // backoff until another member is known or the node shuts down.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
+	// A keyring fetch is network I/O: shutdown cancels it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.shutdownCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	backoff := n.timing.JoinRetryMin
 	for attempt := 1; ; attempt++ {
 		if n.ml.NumMembers() > 1 {
@@ -358,6 +390,11 @@ func (n *Node) joinLoop() {
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			n.logger.Warn("join failed, retrying", "attempt", attempt, "error", err)
+		}
+		if attempt%3 == 0 && n.fetchKeyring(ctx) {
+			// This node missed a keyring rotation while it was away.
+			n.logger.Info("gossip keyring fetched from a peer; joining again")
+			continue
 		}
 		select {
 		case <-n.shutdownCh:

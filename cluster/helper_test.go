@@ -188,6 +188,7 @@ func (c *tcluster) config(tn *tnode) Config {
 		RaftAddr:        tn.raftAddr,
 		GossipAddr:      tn.gossipAddr,
 		ClusterKey:      c.key,
+		TokenHashKey:    testHashKey,
 		Join:            join,
 		BootstrapExpect: c.expect,
 		MaxStale:        time.Second,
@@ -369,6 +370,18 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// testHashKey is the token hash key of every test node.
+var testHashKey = []byte("cluster-test-token-hash-key-0032")
+
+// testHasher hashes token IDs as the test nodes do.
+var testHasher = func() *fsm.Hasher {
+	h, err := fsm.NewHasher(testHashKey)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
 // newToken returns a CreateToken for a fresh random token ID; ttl 0 never
 // expires.
 func newToken(t testing.TB, ttl time.Duration) (fsm.CreateToken, string) {
@@ -380,7 +393,7 @@ func newToken(t testing.TB, ttl time.Duration) (fsm.CreateToken, string) {
 	id := "hvs." + hex.EncodeToString(b)
 	now := time.Now()
 	tok := fsm.Token{
-		Hash:         fsm.HashToken(id),
+		Hash:         testHasher.Hash(id),
 		Accessor:     "acc-" + hex.EncodeToString(b[:8]),
 		Policies:     []string{"default"},
 		Path:         "auth/token/create",

@@ -151,6 +151,13 @@ func (n *Node) ServeInternal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n.serveLease(w, r)
+	case KeyringPath:
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			writeInternalError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		n.serveKeyring(w, r)
 	default:
 		writeInternalError(w, http.StatusNotFound, "unknown internal endpoint")
 	}

@@ -217,7 +217,7 @@ func TestReadLeases(t *testing.T) {
 	t.Run("revoke_of_unknown_token_is_fenced_too", func(t *testing.T) {
 		// A second revoke of a token whose first revoke is still fencing
 		// finds nothing; it must not return before the first is visible.
-		_, idx := propose(t, ln, fsm.RevokeTree{Hash: fsm.HashToken("never-created"), Now: time.Now().UnixNano()})
+		_, idx := propose(t, ln, fsm.RevokeTree{Hash: testHasher.Hash("never-created"), Now: time.Now().UnixNano()})
 		checkFenced(t, c, leader, idx)
 	})
 
@@ -260,7 +260,7 @@ func TestReadLeases(t *testing.T) {
 }
 
 func TestNew_rejectsMaxStaleNotAboveLeaderLease(t *testing.T) {
-	_, err := New(Config{NodeID: "a", DataDir: t.TempDir(), MaxStale: 100 * time.Millisecond, Timing: FastTiming()})
+	_, err := New(Config{NodeID: "a", DataDir: t.TempDir(), TokenHashKey: testHashKey, MaxStale: 100 * time.Millisecond, Timing: FastTiming()})
 	if err == nil || !strings.Contains(err.Error(), "max-stale (100ms) must be longer than the raft leader lease timeout (150ms)") {
 		t.Fatalf("New = %v", err)
 	}

@@ -89,6 +89,26 @@ type Node struct {
 	lease       readLease
 	grantor     atomic.Pointer[grantor]
 
+	// hasher hashes token IDs with Config.TokenHashKey; keyCheck is its
+	// fingerprint, published in gossip metadata (a member whose check
+	// differs never becomes a voter).
+	hasher   *fsm.Hasher
+	keyCheck string
+
+	// keyring is memberlist's gossip keyring (nil: gossip unencrypted; its
+	// own lock). keyMu guards keyVersion (the replicated keyring version
+	// applied to it) and retired, and serialises keyring changes; it is
+	// never held with mu. keyringCh wakes keyringLoop.
+	keyring    *memberlist.Keyring
+	keyMu      sync.Mutex
+	keyVersion uint64
+	retired    []string
+	peers      []string
+	// transferKey seals the keyring for a member that missed a rotation
+	// (keyfetch.go); derived from the token hash key.
+	transferKey []byte
+	keyringCh   chan struct{}
+
 	mu      sync.Mutex
 	members map[string]*memberRecord
 	meta    nodeMeta
@@ -109,6 +129,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxStale <= 0 {
 		cfg.MaxStale = time.Second
+	}
+	hasher, err := fsm.NewHasher(cfg.TokenHashKey)
+	if err != nil {
+		return nil, err
 	}
 	timing := cfg.Timing.withDefaults()
 	if cfg.MaxStale <= timing.LeaderLeaseTimeout {
@@ -133,8 +157,13 @@ func New(cfg Config) (*Node, error) {
 		members:     make(map[string]*memberRecord),
 		metrics:     newNodeMetrics(),
 		peerClients: make(map[string]*http.Client),
+		hasher:      hasher,
+		keyCheck:    hasher.KeyCheck(),
+		keyringCh:   make(chan struct{}, 1),
+		transferKey: deriveTransferKey(cfg.TokenHashKey),
 	}
 	n.adapter = newRaftFSM(n.fsm)
+	n.adapter.onKeyring = n.pokeKeyring
 	n.client = cfg.HTTPClient
 	if n.client == nil {
 		// No Client.Timeout: sendForward bounds every request with a
@@ -192,6 +221,7 @@ func New(cfg Config) (*Node, error) {
 		HTTPAddr:     cfg.HTTPAddr,
 		Version:      cfg.Version,
 		Bootstrapped: existing,
+		HashKeyCheck: n.keyCheck,
 	}
 	if err := n.setupGossip(); err != nil {
 		n.closeRaft()
@@ -201,7 +231,8 @@ func New(cfg Config) (*Node, error) {
 		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing,
 		"cluster_tls", cfg.TLS != nil)
 
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.keyringLoop()
 	go n.eventLoop()
 	go n.observerLoop()
 	go n.leaderMonitor()

@@ -44,6 +44,11 @@ type Config struct {
 	RateLimitBurst        int     // -rate-limit-burst: requests at once per client address
 	RateLimitBadAuth      float64 // -rate-limit-bad-auth: failed authentications/s per client address; 0 = off
 	RateLimitBadAuthBurst int     // -rate-limit-bad-auth-burst: failed authentications at once per client address
+
+	TokenHashKeyFile string // -token-hash-key-file: base64 key of the token-ID HMAC; required unless -dev
+	// TokenHashKey is the key read from TokenHashKeyFile by Load (nil with
+	// -dev and no file: the server generates one in memory). Never logged.
+	TokenHashKey []byte
 }
 
 // ClusterTLSEnabled reports whether raft and forwarding use mutual TLS.
@@ -101,6 +106,7 @@ func (c Config) LogFields() []any {
 		"rate_limit_burst", c.RateLimitBurst,
 		"rate_limit_bad_auth", c.RateLimitBadAuth,
 		"rate_limit_bad_auth_burst", c.RateLimitBadAuthBurst,
+		"token_hash_key_file", c.TokenHashKeyFile,
 	}
 }
 

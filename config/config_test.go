@@ -14,8 +14,10 @@ import (
 	"time"
 )
 
+// env is a getenv with kv set. Unless kv says otherwise, it names a valid
+// -token-hash-key-file (testKeyFile), which every non-dev config needs.
 func env(kv ...string) func(string) string {
-	m := make(map[string]string)
+	m := map[string]string{"TOKEND_TOKEN_HASH_KEY_FILE": testKeyFile}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
@@ -63,6 +65,9 @@ func TestLoadDefaults(t *testing.T) {
 		RateLimitBurst:        DefaultRateLimitBurst,
 		RateLimitBadAuth:      DefaultRateLimitBadAuth,
 		RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst,
+
+		TokenHashKeyFile: testKeyFile,
+		TokenHashKey:     testKey,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %#v\nwant %#v", got, want)
@@ -150,7 +155,7 @@ join       = ["127.0.0.1:1", "127.0.0.1:2"]
 			"TOKEND_LOG_FORMAT", "text"), func(t *testing.T, c Config) {
 			want := Config{NodeID: "e1", DataDir: dir, HTTPAddr: "127.0.0.1:1200", RaftAddr: "127.0.0.1:1201",
 				GossipAddr: "127.0.0.1:1301", Join: []string{"127.0.0.1:1", "127.0.0.1:2"}, BootstrapExpect: 3,
-				ClusterKey: bytes.Repeat([]byte{1}, 16), MaxStale: 250 * time.Millisecond, LogLevel: "warn", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}
+				ClusterKey: bytes.Repeat([]byte{1}, 16), MaxStale: 250 * time.Millisecond, LogLevel: "warn", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst, TokenHashKeyFile: testKeyFile, TokenHashKey: testKey}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %#v\nwant %#v", c, want)
 			}
@@ -160,7 +165,7 @@ join       = ["127.0.0.1:1", "127.0.0.1:2"]
 			"-max-stale", "7", "-log-level", "trace", "-log-format", "json"}, env(), func(t *testing.T, c Config) {
 			want := Config{NodeID: "f1", DataDir: dir, HTTPAddr: "localhost:1", RaftAddr: "localhost:2",
 				GossipAddr: "localhost:3", Join: []string{"localhost:4"}, BootstrapExpect: 5,
-				ClusterKey: bytes.Repeat([]byte{2}, 32), MaxStale: 7 * time.Second, LogLevel: "trace", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}
+				ClusterKey: bytes.Repeat([]byte{2}, 32), MaxStale: 7 * time.Second, LogLevel: "trace", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst, TokenHashKeyFile: testKeyFile, TokenHashKey: testKey}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("got  %#v\nwant %#v", c, want)
 			}
@@ -205,7 +210,7 @@ log_level        = "warn"
 dev              = false
 `, Config{NodeID: "n1", DataDir: dir, HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr, GossipAddr: DefaultGossipAddr,
 			Join: []string{"127.0.0.1:8301", "127.0.0.1:8311"}, BootstrapExpect: 3, ClusterKey: bytes.Repeat([]byte{1}, 16),
-			MaxStale: 1500 * time.Millisecond, LogLevel: "warn", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
+			MaxStale: 1500 * time.Millisecond, LogLevel: "warn", LogFormat: "json", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst, TokenHashKeyFile: testKeyFile, TokenHashKey: testKey}},
 		{"json", "c.json", `{
   "node_id": "n2",
   "data_dir": "` + dir + `",
@@ -217,10 +222,10 @@ dev              = false
   "max_stale": 2,
   "log_format": "text"
 }`, Config{NodeID: "n2", DataDir: dir, HTTPAddr: "127.0.0.1:8210", RaftAddr: "127.0.0.1:8211", GossipAddr: "127.0.0.1:8311",
-			Join: []string{"127.0.0.1:8301"}, BootstrapExpect: 3, MaxStale: 2 * time.Second, LogLevel: "info", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
+			Join: []string{"127.0.0.1:8301"}, BootstrapExpect: 3, MaxStale: 2 * time.Second, LogLevel: "info", LogFormat: "text", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst, TokenHashKeyFile: testKeyFile, TokenHashKey: testKey}},
 		{"hcl dev", "dev.hcl", `dev = true
 dev_root_token_id = "root"`, Config{NodeID: "dev", HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr, GossipAddr: DefaultGossipAddr,
-			BootstrapExpect: 1, MaxStale: time.Second, LogLevel: "info", LogFormat: "text", Dev: true, DevRootTokenID: "root", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst}},
+			BootstrapExpect: 1, MaxStale: time.Second, LogLevel: "info", LogFormat: "text", Dev: true, DevRootTokenID: "root", TLSMinVersion: "tls12", RateLimitBurst: DefaultRateLimitBurst, RateLimitBadAuth: DefaultRateLimitBadAuth, RateLimitBadAuthBurst: DefaultRateLimitBadAuthBurst, TokenHashKeyFile: testKeyFile, TokenHashKey: testKey}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,7 +287,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, nil, "", "invalid config: flag provided but not defined: -nope"},
 		{"positional argument", with("extra"), nil, "", `invalid config: unexpected argument "extra" (flags only; see tokend server -h)`},
 		{"missing config file", []string{"-config", filepath.Join(dir, "missing.hcl")}, nil, "", "invalid config: -config: open …"},
-		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, cluster_tls_ca_file, cluster_tls_cert_file, cluster_tls_key_file, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_stale, node_id, raft_addr, rate_limit, rate_limit_bad_auth, rate_limit_bad_auth_burst, rate_limit_burst, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version)`},
+		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, cluster_tls_ca_file, cluster_tls_cert_file, cluster_tls_key_file, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_stale, node_id, raft_addr, rate_limit, rate_limit_bad_auth, rate_limit_bad_auth_burst, rate_limit_burst, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version, token_hash_key_file)`},
 		{"unknown json key", nil, nil, `{"data_dir": "x", "dataDir": "y"}`, `invalid config: FILE: unknown key "dataDir" …`},
 		{"config key in file", nil, nil, `config = "other.hcl"`, `invalid config: FILE: unknown key "config" …`},
 		{"nested block", nil, nil, "listener \"tcp\" {\n address = \"x\"\n}", `invalid config: FILE: listener: nested blocks are not supported`},

@@ -177,6 +177,9 @@ var options = []option{
 	{name: "cluster-tls-ca-file", arg: "PATH", def: "none",
 		usage: "PEM bundle of the cluster CA: a peer must present a certificate from it naming a node of the cluster; reloaded on SIGHUP",
 		set:   func(c *Config, v string) error { c.ClusterTLSCAFile = strings.TrimSpace(v); return nil }},
+	{name: "token-hash-key-file", arg: "PATH", def: "required; a random in-memory key with -dev",
+		usage: "file holding the base64 of 32-64 random bytes (mode 0600, outside -data-dir, the same on every node): token IDs are stored only as HMAC-SHA256 under this key, which is never written to the data dir; create one with `tokend operator keygen -bytes 32`",
+		set:   func(c *Config, v string) error { c.TokenHashKeyFile = strings.TrimSpace(v); return nil }},
 	{name: "rate-limit", arg: "N", def: "0 (off)",
 		usage: "requests per second allowed from one client address (token bucket of -rate-limit-burst); more get 429 with Retry-After; 0 = no limit; sys/health is exempt",
 		set:   func(c *Config, v string) error { return setRate(&c.RateLimit, v) }},
@@ -241,6 +244,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
+	}
+	if c.TokenHashKeyFile != "" {
+		if c.TokenHashKey, err = ReadTokenHashKey(c.TokenHashKeyFile); err != nil {
+			return Config{}, err
+		}
 	}
 	return c, nil
 }

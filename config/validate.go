@@ -98,7 +98,7 @@ func (c Config) Validate() error {
 			return invalid("-dev-root-token-id must be 1-256 printable characters without spaces")
 		}
 	}
-	return nil
+	return c.validTokenHashKey()
 }
 
 func validNodeID(id string) error {

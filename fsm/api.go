@@ -28,6 +28,9 @@ const (
 	TypeRotateBatchKey  Type = 15
 	TypePruneBatchKeys  Type = 16
 	TypeTidy            Type = 17
+	// TypeSetGossipKeyring (gossipkey.go) is not skippable: a node that
+	// cannot apply it would keep gossiping with keys the others drop.
+	TypeSetGossipKeyring Type = 18
 
 	// Skippable marks a command type an older node may ignore.
 	Skippable Type = 0x80
@@ -42,7 +45,8 @@ const TokenTypeService = "service"
 //
 // Times are Unix nanoseconds (0 = unset); durations are whole seconds.
 type Token struct {
-	// Hash is the hex SHA-256 of the plaintext token ID: the primary key. The
+	// Hash is the token hash of the plaintext token ID (Hasher.Hash: hex
+	// HMAC-SHA256 under the cluster's token hash key): the primary key. The
 	// plaintext never enters the state machine.
 	Hash     string `json:"hash"`
 	Accessor string `json:"accessor"`

@@ -80,6 +80,7 @@ func init() {
 	register(TypeRotateBatchKey, "rotate_batch_key", applyRotateBatchKey)
 	register(TypePruneBatchKeys, "prune_batch_keys", applyPruneBatchKeys)
 	registerLarge(TypeTidy, "tidy", applyTidy)
+	register(TypeSetGossipKeyring, "set_gossip_keyring", applySetGossipKeyring)
 }
 
 // decodeJSON decodes a JSON body into a fresh C. Unknown fields are ignored:

@@ -5,7 +5,8 @@
 // Reader interface.
 //
 // What it owns:
-//   - the state: tokens keyed by HashToken(id) (the plaintext ID never enters
+//   - the state: tokens keyed by Hasher.Hash(id), an HMAC-SHA256 under a key
+//     that is never part of the state (the plaintext ID never enters
 //     the package), and the derived indexes accessor → hash, parent →
 //     children, expiry order (a btree, so the reaper and NextExpiry find
 //     expired tokens without a scan) and creation path (a btree of

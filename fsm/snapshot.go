@@ -56,6 +56,7 @@ type Snapshot struct {
 	roles        []*Role
 	batchKeys    []*BatchKey
 	batchPrimary uint32
+	gossipKeys   gossipKeyring
 
 	sortOnce sync.Once
 }
@@ -70,19 +71,20 @@ type snapHeader struct {
 }
 
 type snapRecord struct {
-	Kind         string        `json:"kind"`
-	Initialized  bool          `json:"initialized,omitempty"`
-	ClusterID    string        `json:"cluster_id,omitempty"`
-	IndexKey     []byte        `json:"index_key,omitempty"`
-	BatchPrimary uint32        `json:"batch_primary,omitempty"`
-	Policy       *policyRecord `json:"policy,omitempty"`
-	Role         *Role         `json:"role,omitempty"`
-	BatchKey     *BatchKey     `json:"batch_key,omitempty"`
-	Token        *Token        `json:"token,omitempty"`
-	Count        *int          `json:"count,omitempty"`
-	Policies     *int          `json:"policies,omitempty"`
-	Roles        *int          `json:"roles,omitempty"`
-	BatchKeys    *int          `json:"batch_keys,omitempty"`
+	Kind         string         `json:"kind"`
+	Initialized  bool           `json:"initialized,omitempty"`
+	ClusterID    string         `json:"cluster_id,omitempty"`
+	IndexKey     []byte         `json:"index_key,omitempty"`
+	BatchPrimary uint32         `json:"batch_primary,omitempty"`
+	GossipKeys   *gossipKeyring `json:"gossip_keyring,omitempty"`
+	Policy       *policyRecord  `json:"policy,omitempty"`
+	Role         *Role          `json:"role,omitempty"`
+	BatchKey     *BatchKey      `json:"batch_key,omitempty"`
+	Token        *Token         `json:"token,omitempty"`
+	Count        *int           `json:"count,omitempty"`
+	Policies     *int           `json:"policies,omitempty"`
+	Roles        *int           `json:"roles,omitempty"`
+	BatchKeys    *int           `json:"batch_keys,omitempty"`
 }
 
 const (
@@ -124,6 +126,7 @@ func (f *FSM) Snapshot() (*Snapshot, error) {
 		tokens:      make([]*Token, 0, len(f.st.tokens)),
 
 		batchPrimary: f.st.batchPrimary,
+		gossipKeys:   f.st.gossipKeys,
 	}
 	for _, t := range f.st.tokens {
 		s.tokens = append(s.tokens, t)
@@ -208,7 +211,12 @@ func (s *Snapshot) writeBody(w *bufio.Writer) error {
 		frame(kind, b)
 		return nil
 	}
-	if err := writeJSON(frameMeta, snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey, BatchPrimary: s.batchPrimary}); err != nil {
+	meta := snapRecord{Kind: recordMeta, Initialized: s.initialized, ClusterID: s.clusterID, IndexKey: s.indexKey, BatchPrimary: s.batchPrimary}
+	if s.gossipKeys.Version > 0 {
+		// Secrecy: gossip keys go into the snapshot (SetGossipKeyring).
+		meta.GossipKeys = &s.gossipKeys
+	}
+	if err := writeJSON(frameMeta, meta); err != nil {
 		return err
 	}
 	for _, p := range s.policies {
@@ -349,6 +357,12 @@ func (rs *restorer) meta(rec *snapRecord) error {
 	st := rs.st
 	st.initialized, st.clusterID, st.indexKey = rec.Initialized, rec.ClusterID, rec.IndexKey
 	st.batchPrimary = rec.BatchPrimary
+	if g := rec.GossipKeys; g != nil {
+		if g.Version == 0 || validGossipKeys(g.Keys) != nil {
+			return badSnapshot("record %d: invalid gossip keyring", rs.n)
+		}
+		st.gossipKeys = *g
+	}
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package fsm
 
-import "fmt"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
 
 // Kinds of corruption CorruptIndexForTest can inflict, each relative to one
 // stored token (the target).
@@ -49,7 +53,8 @@ func CorruptIndexForTest(f *FSM, kind, hash string) error {
 	if !ok {
 		return fmt.Errorf("corrupt %s: %w", kind, ErrTokenNotFound)
 	}
-	nobody := HashToken("corrupt-index-for-test:" + hash)
+	sum := sha256.Sum256([]byte("corrupt-index-for-test:" + hash))
+	nobody := hex.EncodeToString(sum[:])
 	switch kind {
 	case CorruptAccessorMissing:
 		delete(s.accessors, t.Accessor)

@@ -220,6 +220,7 @@ var rootPaths = []string{
 	"sys/leases/lookup/*",
 	"sys/leases",
 	"sys/rotate",
+	"sys/keyring/*",
 	"sys/rotate/*",
 	"sys/auth/*",
 	"sys/audit",

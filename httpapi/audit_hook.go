@@ -183,7 +183,7 @@ func (s *server) auditCaller(tokenID string, now time.Time, h *audit.Hasher) *au
 	if isBatchTokenID(tokenID) {
 		tok, ok = s.validBatch(tokenID, now)
 	} else {
-		tok, ok = s.node.State().Valid(fsm.HashToken(tokenID), now.UnixNano())
+		tok, ok = s.node.State().Valid(s.hasher.Hash(tokenID), now.UnixNano())
 	}
 	if !ok {
 		return a

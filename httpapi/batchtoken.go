@@ -324,17 +324,17 @@ func (s *server) validBatch(id string, now time.Time) (fsm.Token, bool) {
 			return fsm.Token{}, false
 		}
 	}
-	return batchTokenView(id, e), true
+	return batchTokenView(s.hasher.Hash(id), e), true
 }
 
 // batchTokenView is the fsm.Token handlers see for a batch caller. Hash
-// identifies the token (fsm.HashToken of its ID) but names nothing stored;
+// identifies the token (the token hash of its ID) but names nothing stored;
 // no handler may propose a command with it (they refuse batch tokens
 // first: isBatch).
-func batchTokenView(id string, e batch.Entry) fsm.Token {
+func batchTokenView(hash string, e batch.Entry) fsm.Token {
 	created := e.CreationTime * int64(time.Second)
 	t := fsm.Token{
-		Hash:         fsm.HashToken(id),
+		Hash:         hash,
 		Parent:       e.ParentHash,
 		Policies:     e.Policies,
 		Meta:         e.Meta,

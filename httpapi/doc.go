@@ -28,9 +28,10 @@
 // Invariants:
 //   - A plaintext token ID exists only in the request that carried it and in
 //     the create (or init) response; the state, the commands and the logs see
-//     only fsm.HashToken(id) and the accessor. Request logs name the route
-//     pattern, never the raw path (a path may hold a token); so do the
-//     request metrics' labels (metrics.go), whose values come from fixed sets.
+//     only the keyed token hash (fsm.Hasher) of the ID and the accessor.
+//     Request logs name the route pattern, never the raw path (a path may
+//     hold a token); so do the request metrics' labels (metrics.go), whose
+//     values come from fixed sets.
 //   - Nothing a client sends yields a 5xx from input alone, or panics.
 //   - A non-root token is checked against the default policy before routing,
 //     so it learns nothing about which paths exist.

@@ -40,6 +40,7 @@ func APIDocs() []byte {
 		{"Audit hash (`/v1/sys/audit-hash/…`)", s.auditRoutes()},
 		{"Profiling (`/v1/sys/pprof/…`)", s.pprofRoutes()},
 		{"Telemetry (`/v1/sys/metrics`)", s.metricsRoutes()},
+		{"Gossip keyring (`/v1/sys/keyring/gossip…`)", s.keyringRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

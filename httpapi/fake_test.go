@@ -191,6 +191,40 @@ func (n *fakeNode) ServeInternal(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNotFound)
 }
 
+// testHasher is the token hasher of every fake node (one cluster key).
+var testHasher = func() *fsm.Hasher {
+	h, err := fsm.NewHasher([]byte("httpapi-test-token-hash-key-0032"))
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+// fakeGossipKey is the -cluster-key the fake gossips with before any change.
+var fakeGossipKey = []byte("fake-gossip-key!")
+
+// TokenHasher implements Node.
+func (n *fakeNode) TokenHasher() *fsm.Hasher { return testHasher }
+
+// GossipKeyring implements Node: one member that applies every committed
+// keyring at once.
+func (n *fakeNode) GossipKeyring() status.GossipKeyring {
+	rep, version := n.fsm.GossipKeyring()
+	local := rep
+	if version == 0 {
+		local = [][]byte{fakeGossipKey}
+	}
+	kr := status.GossipKeyring{Enabled: true, Version: version, Replicated: rep, Local: local, Members: 1,
+		Installed: map[string]int{}, Primary: map[string]int{}}
+	for i, k := range local {
+		kr.Installed[status.KeyFingerprint(k)]++
+		if i == 0 {
+			kr.Primary[status.KeyFingerprint(k)]++
+		}
+	}
+	return kr
+}
+
 func (n *fakeNode) Members() []status.Member {
 	return []status.Member{{Name: "fake", Addr: "127.0.0.1:8301", RaftAddr: "127.0.0.1:8201", HTTPAddr: "127.0.0.1:8200", Version: "test", Status: "alive"}}
 }

@@ -45,6 +45,12 @@ type Node interface {
 	// bodies themselves, so the adapter hands them over before any token
 	// check.
 	ServeInternal(w http.ResponseWriter, r *http.Request)
+	// TokenHasher hashes token IDs with the cluster's token hash key (the
+	// same on every node; never stored).
+	TokenHasher() *fsm.Hasher
+	// GossipKeyring is the gossip encryption keyring as this node sees it;
+	// changes are proposed as fsm.SetGossipKeyring.
+	GossipKeyring() status.GossipKeyring
 }
 
 // InternalPathPrefix is where the node-to-node endpoints live; it

@@ -453,7 +453,7 @@ func TestMissingDefaultIsStock(t *testing.T) {
 	// An InitRoot as the core proposed it: no default policy text.
 	id := "legacyroot"
 	res, _, err := e.node.Propose(context.Background(), fsm.InitRoot{Token: fsm.Token{
-		Hash: fsm.HashToken(id), Accessor: "acc0000000000000000000000", Policies: []string{"root"},
+		Hash: testHasher.Hash(id), Accessor: "acc0000000000000000000000", Policies: []string{"root"},
 		Path: "auth/token/root", DisplayName: "root", Type: fsm.TokenTypeService,
 	}})
 	if err != nil || res.Err != nil {

@@ -643,9 +643,9 @@ func (s *server) clientAddr(r *http.Request) (netip.Addr, bool) {
 }
 
 // clientAddrMAC is the MAC of a stamped client address.
-func clientAddrMAC(key []byte, ip, ts, token string) string {
+func clientAddrMAC(key []byte, ip, ts, tokenHash string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("tokend-client-addr\x00" + ip + "\x00" + ts + "\x00" + fsm.HashToken(token)))
+	m.Write([]byte("tokend-client-addr\x00" + ip + "\x00" + ts + "\x00" + tokenHash))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
@@ -666,7 +666,7 @@ func (s *server) stampClientAddr(c *call) {
 		return
 	}
 	ts := strconv.FormatInt(s.opts.Now().Unix(), 10)
-	c.r.Header.Set(headerClientAddr, ip.String()+" "+ts+" "+clientAddrMAC(key, ip.String(), ts, requestToken(c.r)))
+	c.r.Header.Set(headerClientAddr, ip.String()+" "+ts+" "+clientAddrMAC(key, ip.String(), ts, s.hasher.Hash(requestToken(c.r))))
 }
 
 // verifyClientAddr checks a stamped client address.
@@ -676,7 +676,7 @@ func (s *server) verifyClientAddr(v, token string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	_, key := s.node.State().ClusterIdent()
-	if len(key) == 0 || !hmac.Equal([]byte(f[2]), []byte(clientAddrMAC(key, f[0], f[1], token))) {
+	if len(key) == 0 || !hmac.Equal([]byte(f[2]), []byte(clientAddrMAC(key, f[0], f[1], s.hasher.Hash(token)))) {
 		return netip.Addr{}, false
 	}
 	sec, err := strconv.ParseInt(f[1], 10, 64)

@@ -579,7 +579,7 @@ func TestRenewRoleToken(t *testing.T) {
 		t.Fatalf("token of a deleted role: %v", err)
 	}
 	// A role deleted while a create was in flight issues nothing.
-	r2, _, err := e.node.Propose(context.Background(), fsm.CreateToken{Token: fsm.Token{Hash: fsm.HashToken("x"), Accessor: "acc-x", Role: "gone"}, Now: time.Now().UnixNano()})
+	r2, _, err := e.node.Propose(context.Background(), fsm.CreateToken{Token: fsm.Token{Hash: testHasher.Hash("x"), Accessor: "acc-x", Role: "gone"}, Now: time.Now().UnixNano()})
 	if err != nil || r2.Err == nil {
 		t.Fatalf("create with a missing role: %v %v", err, r2.Err)
 	}
@@ -663,11 +663,11 @@ func TestBoundCIDRs(t *testing.T) {
 			t.Fatalf("limited from outside: %d", rec.Code)
 		}
 	}
-	if tk, _ := e.node.State().Valid(fsm.HashToken(lim), time.Now().UnixNano()); tk.NumUses != 2 {
+	if tk, _ := e.node.State().Valid(testHasher.Hash(lim), time.Now().UnixNano()); tk.NumUses != 2 {
 		t.Fatalf("num_uses = %d", tk.NumUses)
 	}
 	// A non-expiring root token ignores its CIDRs.
-	rootHash := fsm.HashToken("hvs.boundroot")
+	rootHash := testHasher.Hash("hvs.boundroot")
 	res, _, err := e.node.Propose(context.Background(), fsm.CreateToken{Token: fsm.Token{
 		Hash: rootHash, Accessor: "boundrootaccessor", Policies: []string{"root"}, Path: "auth/token/create",
 		BoundCIDRs: []string{"10.0.0.0/8"}, Type: fsm.TokenTypeService, CreationTime: time.Now().UnixNano(),
@@ -735,7 +735,7 @@ func TestRevokePrefix(t *testing.T) {
 	// A child of an r token (created via plain create) goes with it.
 	child := e.create(r[0], &vault.TokenCreateRequest{}).Auth.ClientToken
 	valid := func(tok string) bool {
-		_, ok := e.node.State().Valid(fsm.HashToken(tok), time.Now().UnixNano())
+		_, ok := e.node.State().Valid(testHasher.Hash(tok), time.Now().UnixNano())
 		return ok
 	}
 	// Non-root: 403, nothing revoked.
@@ -796,7 +796,7 @@ func TestTidy(t *testing.T) {
 	e := newEnv(t, true)
 	parent := e.create(e.root, &vault.TokenCreateRequest{TTL: "1h"}).Auth
 	child := e.create(parent.ClientToken, &vault.TokenCreateRequest{TTL: "1h"}).Auth
-	ch := fsm.HashToken(child.ClientToken)
+	ch := testHasher.Hash(child.ClientToken)
 	for _, kind := range []string{fsm.CorruptAccessorMissing, fsm.CorruptChildrenMissing, fsm.CorruptPathExtra} {
 		if err := fsm.CorruptIndexForTest(e.node.fsm, kind, ch); err != nil {
 			t.Fatal(err)

@@ -78,6 +78,7 @@ type server struct {
 	lastIndex atomic.Pointer[indexValue]
 	// metrics is nil without Options.Metrics (metrics.go).
 	metrics *httpMetrics
+	hasher      *fsm.Hasher // node.TokenHasher(), fixed for the node's life
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -105,8 +106,11 @@ func newServer(node Node, opts Options) *server {
 		opts.DefaultTTL = opts.MaxTTL
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
+	if node != nil {
+		s.hasher = node.TokenHasher()
+	}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes(), s.keyringRoutes())
 	s.metrics = newHTTPMetrics(opts.Metrics, s.router)
 	return s
 }
@@ -369,7 +373,7 @@ func (s *server) serve(c *call) {
 		// local keyring, never stored, never limited-use, never forwarded.
 		*tok, ok = s.validBatch(clientToken, now)
 	} else {
-		*tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+		*tok, ok = s.node.State().Valid(s.hasher.Hash(clientToken), now.UnixNano())
 	}
 	if !ok {
 		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))

@@ -405,7 +405,7 @@ func (s *server) issueService(ctx context.Context, r *Request, spec tokenSpec) (
 	}
 	now := r.Now.UnixNano()
 	t := fsm.Token{
-		Hash:           fsm.HashToken(id),
+		Hash:           s.hasher.Hash(id),
 		Accessor:       acc,
 		Parent:         spec.ParentHash,
 		Policies:       spec.Policies,
@@ -604,7 +604,7 @@ func (s *server) validToken(id string, now time.Time) (fsm.Token, bool) {
 	if isBatchTokenID(id) {
 		return s.validBatch(id, now)
 	}
-	return s.node.State().Valid(fsm.HashToken(id), now.UnixNano())
+	return s.node.State().Valid(s.hasher.Hash(id), now.UnixNano())
 }
 
 // validByAccessor returns the unexpired token with this accessor.
@@ -729,7 +729,7 @@ func (s *server) revoke(ctx context.Context, r *Request) (*Response, error) {
 		}
 		return nil, nil
 	}
-	res, err := s.propose(ctx, r, fsm.RevokeTree{Hash: fsm.HashToken(r.Data.String("token")), Now: r.Now.UnixNano()})
+	res, err := s.propose(ctx, r, fsm.RevokeTree{Hash: s.hasher.Hash(r.Data.String("token")), Now: r.Now.UnixNano()})
 	if err != nil {
 		return nil, err
 	}
@@ -782,7 +782,7 @@ func (s *server) revokeOrphan(ctx context.Context, r *Request) (*Response, error
 		}
 		return nil, badRequest(msgRevokeNotFound)
 	}
-	res, err := s.propose(ctx, r, fsm.RevokeOrphan{Hash: fsm.HashToken(r.Data.String("token")), Now: r.Now.UnixNano()})
+	res, err := s.propose(ctx, r, fsm.RevokeOrphan{Hash: s.hasher.Hash(r.Data.String("token")), Now: r.Now.UnixNano()})
 	if err != nil {
 		return nil, err
 	}

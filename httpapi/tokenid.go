@@ -91,7 +91,7 @@ func InitRoot(ctx context.Context, node Node, rootID string) (string, error) {
 	}
 	now := time.Now().UnixNano()
 	tok := fsm.Token{
-		Hash:         fsm.HashToken(rootID),
+		Hash:         node.TokenHasher().Hash(rootID),
 		Accessor:     acc,
 		Policies:     []string{"root"},
 		DisplayName:  "root",

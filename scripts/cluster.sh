@@ -15,7 +15,11 @@
 # data in tmp/cluster/nodeN/data, its log in tmp/cluster/nodeN/tokend.log and
 # its pid in tmp/cluster/nodeN/pid. The root token is printed once, on the
 # first start, and saved (mode 0600) in tmp/cluster/root-token for
-# convenience; rm -rf tmp/cluster resets everything.
+# convenience. The first start also creates the keys every node shares
+# (mode 0600, outside the data dirs): tmp/cluster/token-hash.key
+# (-token-hash-key-file) and tmp/cluster/gossip.key (-cluster-key; after a
+# `tokend operator keyring` rotation the nodes use the keyring saved in
+# their data dirs). rm -rf tmp/cluster resets everything.
 #
 # The nodes talk to each other over mutual TLS (raft, forwarded writes,
 # lease grants): on the first start `tokend operator gen-certs` creates a
@@ -51,9 +55,21 @@ leader_addr() { # the leader's API address as node N sees it ("" if none)
 		sed -n 's/.*"leader_address":"\([^"]*\)".*/\1/p' || true
 }
 
+# ensure_keys creates the shared key files once.
+ensure_keys() {
+	mkdir -p "$DIR"
+	local f
+	for f in token-hash.key gossip.key; do
+		if [ ! -s "$DIR/$f" ]; then
+			(umask 077 && "$BIN" operator keygen -bytes 32 >"$DIR/$f.tmp" && mv "$DIR/$f.tmp" "$DIR/$f")
+		fi
+	done
+}
+
 start_node() {
 	local n=$1 d="$DIR/node$1" joins=() m
 	mkdir -p "$d/data"
+	ensure_keys
 	for m in "${NODES[@]}"; do
 		[ "$m" = "$n" ] || joins+=("127.0.0.1:$(gossip_port "$m")")
 	done
@@ -72,6 +88,8 @@ start_node() {
 		-gossip-addr "127.0.0.1:$(gossip_port "$n")" \
 		-join "${joins[*]}" \
 		-bootstrap-expect 3 \
+		-token-hash-key-file "$DIR/token-hash.key" \
+		-cluster-key "$(cat "$DIR/gossip.key")" \
 		-log-format text \
 		>>"$d/tokend.log" 2>&1 </dev/null &
 	echo $! >"$d/pid"

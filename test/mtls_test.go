@@ -97,9 +97,9 @@ func (c *tapConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// secretForms returns the forms of a token S8 searches for: the token and
+// wireSecretForms returns the forms of a token S8 searches for: the token and
 // its body after the "hvs." prefix, raw, base64 (std and URL) and hex.
-func secretForms(tok string) []string {
+func wireSecretForms(tok string) []string {
 	var out []string
 	parts := []string{tok}
 	if i := strings.IndexByte(tok, '.'); i >= 0 {
@@ -130,7 +130,7 @@ func wireHits(t *testing.T, clusterTLS bool) (hits, tokens, captured int) {
 	c.StopAll()
 	wire := tap.bytes()
 	for _, tok := range issued {
-		for _, form := range secretForms(tok) {
+		for _, form := range wireSecretForms(tok) {
 			if bytes.Contains(wire, []byte(form)) {
 				hits++
 			}

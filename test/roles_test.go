@@ -238,14 +238,14 @@ func TestRevokePrefixTenThousand(t *testing.T) {
 	for i := range c.Nodes {
 		st := c.Cluster(i).State()
 		for _, tok := range tokens {
-			if _, ok := st.Valid(fsm.HashToken(tok), now); ok {
+			if _, ok := st.Valid(c.Hasher.Hash(tok), now); ok {
 				t.Fatalf("node %d still validates a revoked token", i)
 			}
 		}
 		for _, tok := range []string{keep, keepRole} {
-			if _, ok := st.Valid(fsm.HashToken(tok), now); !ok {
+			if _, ok := st.Valid(c.Hasher.Hash(tok), now); !ok {
 				c.WaitFor(5*time.Second, "unrelated token replicated", func() bool {
-					_, ok := st.Valid(fsm.HashToken(tok), time.Now().UnixNano())
+					_, ok := st.Valid(c.Hasher.Hash(tok), time.Now().UnixNano())
 					return ok
 				})
 			}
@@ -274,7 +274,7 @@ func TestTidyRepairsLeaderIndex(t *testing.T) {
 	if !ok {
 		t.Fatal("leader state is not an *fsm.FSM")
 	}
-	ch := fsm.HashToken(child.Auth.ClientToken)
+	ch := c.Hasher.Hash(child.Auth.ClientToken)
 	for _, kind := range []string{fsm.CorruptAccessorMissing, fsm.CorruptChildrenMissing, fsm.CorruptExpiryMissing} {
 		if err := fsm.CorruptIndexForTest(f, kind, ch); err != nil {
 			t.Fatal(err)

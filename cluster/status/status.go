@@ -4,6 +4,8 @@
 package status
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -66,4 +68,34 @@ type RaftServer struct {
 	Address string `json:"address"`
 	Leader  bool   `json:"leader"`
 	Voter   bool   `json:"voter"`
+}
+
+// GossipKeyring is the gossip encryption keyring as one node sees it: its
+// own keys, the replicated keyring, and which keys the live members report
+// in their gossip metadata (by KeyFingerprint).
+type GossipKeyring struct {
+	// Enabled is false when this node gossips without encryption (no
+	// -cluster-key); the keyring cannot be changed then.
+	Enabled bool
+	// Version counts the keyring changes committed through raft (0: never
+	// changed, every node uses its -cluster-key).
+	Version uint64
+	// Replicated is the committed keyring, primary first (nil at Version 0).
+	Replicated [][]byte
+	// Local is the keyring this node's gossip uses now, primary first.
+	Local [][]byte
+	// Members counts the live gossip members, this node included.
+	Members int
+	// Installed and Primary map a key fingerprint to the number of live
+	// members that hold that key, or use it as their primary key.
+	Installed map[string]int
+	Primary   map[string]int
+}
+
+// KeyFingerprint names a gossip key without revealing it: the first 8
+// bytes of its SHA-256, in hex. Nodes publish their keys' fingerprints in
+// gossip metadata.
+func KeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:8])
 }

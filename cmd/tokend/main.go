@@ -61,6 +61,11 @@ var commands = []command{
 	{"operator members", "list the cluster members as gossip sees them", operatorMembers},
 	{"operator raft list-peers", "list the servers of the raft configuration", operatorRaftListPeers},
 	{"operator gen-certs", "create a cluster CA and node certificates for cluster TLS", operatorGenCerts},
+	{"operator keyring list", "list the gossip encryption keys and the members holding them", operatorKeyringList},
+	{"operator keyring install", "install a gossip key on every member", operatorKeyringInstall},
+	{"operator keyring use", "make an installed gossip key primary everywhere", operatorKeyringUse},
+	{"operator keyring remove", "remove a non-primary gossip key everywhere", operatorKeyringRemove},
+	{"operator keygen", "print a new random key (gossip key or token hash key)", operatorKeygen},
 	{"version", "print the version", func(e *env, _ []string) int {
 		fmt.Fprintf(e.stdout, "tokend %s\n", version)
 		return exitOK

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,7 @@ func TestServerInvalidConfig(t *testing.T) {
 		{[]string{"-bootstrap-expect", "0", "-data-dir", t.TempDir()}, "invalid config: -bootstrap-expect must be >= 1 (got 0)\n"},
 		{[]string{"-dev", "-http-addr", "nope"}, "invalid config: -http-addr must be host:port (got \"nope\")\n"},
 		{[]string{"-bootstrap-expect", "1"}, "invalid config: -data-dir is required (or run with -dev)\n"},
+		{[]string{"-bootstrap-expect", "3", "-data-dir", t.TempDir()}, "invalid config: -token-hash-key-file is required: a file with the base64 of 32 random bytes, the same on every node (create one with: tokend operator keygen -bytes 32 > FILE)\n"},
 		{[]string{"-dev", "-cluster-key", "abc"}, "invalid config: -cluster-key: not valid base64 (from flag)\n"},
 		{[]string{"-dev", "stray"}, "invalid config: unexpected argument \"stray\" (flags only; see tokend server -h)\n"},
 	}
@@ -174,5 +177,24 @@ func TestDurationFlag(t *testing.T) {
 		if (err == nil) != tt.ok || (tt.ok && f.seconds() != tt.want) {
 			t.Errorf("Set(%q): err %v seconds %q; want ok=%v %q", tt.in, err, f.seconds(), tt.ok, tt.want)
 		}
+	}
+}
+
+func TestOperatorKeygen(t *testing.T) {
+	for _, n := range []int{16, 32, 64} {
+		code, out, errOut := runArgs("operator", "keygen", "-bytes", strconv.Itoa(n))
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
+		if code != 0 || errOut != "" || err != nil || len(k) != n {
+			t.Fatalf("keygen -bytes %d: exit %d, %d bytes, stderr %q", n, code, len(k), errOut)
+		}
+	}
+	a, _, _ := runArgs("operator", "keygen")
+	_, outA, _ := runArgs("operator", "keygen")
+	_, outB, _ := runArgs("operator", "keygen")
+	if a != 0 || outA == outB {
+		t.Fatal("two keygen runs gave the same key")
+	}
+	if code, _, errOut := runArgs("operator", "keygen", "-bytes", "8"); code != 1 || !strings.Contains(errOut, "-bytes must be 16 to 64") {
+		t.Fatalf("keygen -bytes 8: exit %d stderr %q", code, errOut)
 	}
 }

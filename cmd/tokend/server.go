@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -109,6 +110,13 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	defer stopAudit()
 
+	hashKey, err := tokenHashKey(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer clear(hashKey)
+
 	// Before the node starts, so raft's start-up telemetry is kept too.
 	metrics, stopMetrics, err := newMetricsRegistry()
 	if err != nil {
@@ -133,10 +141,12 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		Join:            cfg.Join,
 		BootstrapExpect: cfg.BootstrapExpect,
 		ClusterKey:      cfg.ClusterKey,
+		TokenHashKey:    hashKey,
 		MaxStale:        cfg.MaxStale,
 		Logger:          logger,
 		Version:         version,
 		TLS:             clusterTLS,
+		Timing:          testTiming(),
 	})
 	if err != nil {
 		ln.Close()
@@ -204,6 +214,24 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		runErr = errors.Join(runErr, fmt.Errorf("node shutdown: %w", err))
 	}
 	return runErr
+}
+
+// tokenHashKey is -token-hash-key-file's key, or with -dev and no file a
+// random one that lives only in memory: tokens then die with the process
+// (a dev node restarted on its -data-dir needs the file to keep them).
+func tokenHashKey(cfg config.Config, logger hclog.Logger) ([]byte, error) {
+	if len(cfg.TokenHashKey) > 0 {
+		return cfg.TokenHashKey, nil
+	}
+	if !cfg.Dev {
+		return nil, errors.New("invalid config: -token-hash-key-file is required")
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("generate the token hash key: %w", err)
+	}
+	logger.Info("dev: token hash key generated in memory; tokens do not survive a restart without -token-hash-key-file")
+	return k, nil
 }
 
 // devInit waits for the single dev node to lead, initialises the store and

@@ -71,7 +71,7 @@ type Entry struct {
 	// Role is the role the token was created through ("" for none).
 	Role string
 	// ParentHash is the lowercase hex SHA-256 of the parent service token's
-	// ID (fsm.HashToken), or "" for an orphan. The caller must check on
+	// ID (fsm.Hasher.Hash), or "" for an orphan. The caller must check on
 	// every use that the parent still exists and is unexpired.
 	ParentHash string
 	// CreationTime is when the token was created, in Unix seconds.

@@ -17,10 +17,14 @@ import (
 func createTokenEntry(t testing.TB) []byte {
 	t.Helper()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC).UnixNano()
+	hs, err := fsm.NewHasher([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tok := fsm.Token{
-		Hash:         fsm.HashToken("hvs." + strings.Repeat("A", 24)),
+		Hash:         hs.Hash("hvs." + strings.Repeat("A", 24)),
 		Accessor:     strings.Repeat("b", 24),
-		Parent:       fsm.HashToken("root"),
+		Parent:       hs.Hash("root"),
 		Policies:     []string{"root"},
 		DisplayName:  "token",
 		Path:         "auth/token/create",

@@ -6,6 +6,7 @@ package inproc
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokend/tokend/cluster"
+	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi"
 )
 
@@ -30,10 +32,14 @@ type Node struct {
 	ID       string
 	DataDir  string
 	HTTPAddr string
-	raftAddr string
-	gossip   string
 	// TLS is the node's cluster identity (nil: plain TCP between nodes).
 	TLS *cluster.ClusterTLS
+	// ClusterKey and TokenHashKey override the cluster's for this node
+	// (AddNodeWith): a node with another key must not get in.
+	ClusterKey   []byte
+	TokenHashKey []byte
+	raftAddr     string
+	gossip       string
 
 	mu     sync.Mutex
 	node   *cluster.Node
@@ -55,6 +61,11 @@ type Cluster struct {
 
 	// CA issued every node's cluster certificate (Options.ClusterTLS).
 	CA *cluster.CA
+	// ClusterKey is every node's -cluster-key (nil: gossip unencrypted).
+	ClusterKey []byte
+	// TokenHashKey is every node's token hash key; Hasher hashes with it.
+	TokenHashKey []byte
+	Hasher       *fsm.Hasher
 
 	logs   *logSink
 	timing cluster.Timing
@@ -76,6 +87,11 @@ type Options struct {
 	// WrapPeerConn, when set, wraps every connection a node opens to
 	// another node (cluster.Config.WrapPeerConn); node is the dialer's id.
 	WrapPeerConn func(node string, c net.Conn) net.Conn
+	// ClusterKey encrypts gossip (default none).
+	ClusterKey []byte
+	// TokenHashKey is the token hash key of every node (default: 32 random
+	// bytes per cluster).
+	TokenHashKey []byte
 }
 
 // NodeOptions override how AddNodeWith starts one node.
@@ -85,6 +101,10 @@ type NodeOptions struct {
 	TLS *cluster.ClusterTLS
 	// NoTLS starts the node without cluster TLS even in a TLS cluster.
 	NoTLS bool
+	// ClusterKey and TokenHashKey replace the cluster's keys for this node
+	// (nil: the cluster's).
+	ClusterKey   []byte
+	TokenHashKey []byte
 }
 
 // New starts n nodes with -bootstrap-expect n, waits for a leader, and
@@ -104,12 +124,25 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	if opts.MaxStale == 0 {
 		opts.MaxStale = 2 * time.Second
 	}
+	if opts.TokenHashKey == nil {
+		opts.TokenHashKey = make([]byte, 32)
+		if _, err := rand.Read(opts.TokenHashKey); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasher, err := fsm.NewHasher(opts.TokenHashKey)
+	if err != nil {
+		t.Fatalf("token hash key: %v", err)
+	}
 	c := &Cluster{
-		t:        t,
-		MaxStale: opts.MaxStale,
-		timing:   opts.Timing,
-		logs:     &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
-		opts:     opts,
+		t:            t,
+		MaxStale:     opts.MaxStale,
+		ClusterKey:   opts.ClusterKey,
+		TokenHashKey: opts.TokenHashKey,
+		Hasher:       hasher,
+		timing:       opts.Timing,
+		logs:         &logSink{t: t, verbose: os.Getenv("TOKEND_TEST_LOG") != ""},
+		opts:         opts,
 	}
 	if opts.ClusterTLS {
 		ca, err := cluster.NewCA("tokend test cluster CA", time.Hour)
@@ -157,7 +190,7 @@ func (c *Cluster) AddNodeWith(o NodeOptions) int {
 // newNode prepares a node's data dir and, in a TLS cluster, its identity.
 func (c *Cluster) newNode(id string, o NodeOptions) *Node {
 	c.t.Helper()
-	n := &Node{ID: id, DataDir: c.t.TempDir(), TLS: o.TLS}
+	n := &Node{ID: id, DataDir: c.t.TempDir(), TLS: o.TLS, ClusterKey: o.ClusterKey, TokenHashKey: o.TokenHashKey}
 	if n.TLS == nil && c.CA != nil && !o.NoTLS {
 		nc, err := c.CA.IssueNode(id, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
 		if err != nil {
@@ -199,6 +232,13 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		id := n.ID
 		wrap = func(conn net.Conn) net.Conn { return w(id, conn) }
 	}
+	gossipKey, hashKey := c.ClusterKey, c.TokenHashKey
+	if n.ClusterKey != nil {
+		gossipKey = n.ClusterKey
+	}
+	if n.TokenHashKey != nil {
+		hashKey = n.TokenHashKey
+	}
 	node, err := cluster.New(cluster.Config{
 		NodeID:          n.ID,
 		DataDir:         n.DataDir,
@@ -207,6 +247,8 @@ func (c *Cluster) start(i, bootstrapExpect int) {
 		GossipAddr:      gossipAddr,
 		Join:            join,
 		BootstrapExpect: bootstrapExpect,
+		ClusterKey:      gossipKey,
+		TokenHashKey:    hashKey,
 		MaxStale:        c.MaxStale,
 		Logger:          logger,
 		Version:         "test",

@@ -6,6 +6,8 @@ package procs
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -71,14 +73,28 @@ type Cluster struct {
 	// CertDir holds the gen-certs output when the cluster runs cluster TLS.
 	CertDir string
 	client  *http.Client
+	opts    Options
+
+	// Dir holds the nodes' data dirs, logs and the key files.
+	Dir string
+	// TokenHashKeyFile is every node's -token-hash-key-file (outside the
+	// data dirs, mode 0600); TokenHashKey is its key.
+	TokenHashKeyFile string
+	TokenHashKey     []byte
+	// ClusterKey is every node's -cluster-key (base64).
+	ClusterKey string
 }
 
 // Options tune a process cluster; the zero value is plain TCP between
-// nodes.
+// nodes and New's defaults.
 type Options struct {
 	// ClusterTLS creates a CA and node certificates with `tokend operator
 	// gen-certs` and starts every node with -cluster-tls-*.
 	ClusterTLS bool
+	// Args returns extra server flags for node i (nil: none).
+	Args func(i int) []string
+	// Env is added to every node's environment.
+	Env []string
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
@@ -91,8 +107,15 @@ func New(t testing.TB, n int) *Cluster {
 // NewWith is New with options.
 func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}}
+	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}, opts: opts}
 	base := t.TempDir()
+	c.Dir = base
+	c.TokenHashKey = randomKey(t, 32)
+	c.TokenHashKeyFile = filepath.Join(base, "token-hash.key")
+	if err := os.WriteFile(c.TokenHashKeyFile, []byte(base64.StdEncoding.EncodeToString(c.TokenHashKey)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ClusterKey = base64.StdEncoding.EncodeToString(randomKey(t, 32))
 	if opts.ClusterTLS {
 		c.CertDir = filepath.Join(base, "certs")
 		args := []string{"operator", "gen-certs", "-dir", c.CertDir}
@@ -147,6 +170,14 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	return c
 }
 
+func randomKey(t testing.TB, n int) []byte {
+	k := make([]byte, n)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func tail(b []byte, n int) []byte {
 	if len(b) > n {
 		return b[len(b)-n:]
@@ -188,6 +219,8 @@ func (c *Cluster) Start(i int) {
 		"-gossip-addr", n.Gossip,
 		"-bootstrap-expect", strconv.Itoa(len(c.Nodes)),
 		"-log-level", "debug",
+		"-token-hash-key-file", c.TokenHashKeyFile,
+		"-cluster-key", c.ClusterKey,
 	}
 	for _, j := range join {
 		args = append(args, "-join", j)
@@ -198,7 +231,13 @@ func (c *Cluster) Start(i int) {
 			"-cluster-tls-key-file", filepath.Join(c.CertDir, n.ID+"-key.pem"),
 			"-cluster-tls-ca-file", filepath.Join(c.CertDir, "ca.pem"))
 	}
+	if c.opts.Args != nil {
+		args = append(args, c.opts.Args(i)...)
+	}
 	cmd := exec.Command(c.bin, args...)
+	if len(c.opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.opts.Env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {

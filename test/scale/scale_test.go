@@ -108,7 +108,7 @@ func run(tb testing.TB, sizeList []int, d time.Duration, clients int) []figures 
 			tb.Fatalf("snapshot: %v", err)
 		}
 		c.Stop(0)
-		res, err := scale.Seed(filepath.Join(c.Nodes[0].DataDir, "raft"), seeded, add, time.Now())
+		res, err := scale.Seed(filepath.Join(c.Nodes[0].DataDir, "raft"), c.Hasher, seeded, add, time.Now())
 		if err != nil {
 			tb.Fatal(err)
 		}

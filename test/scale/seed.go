@@ -32,11 +32,11 @@ func TokenID(i int) string { return fmt.Sprintf("hvs.scale%015d", i) }
 // auth/token/create: every fourth token is an orphan, the others are
 // children of the orphan before them (parent is its hash); every third has
 // an extra policy, every fifth carries meta.
-func Token(i int, parent string, now time.Time) fsm.Token {
+func Token(h *fsm.Hasher, i int, parent string, now time.Time) fsm.Token {
 	ns := now.UnixNano()
 	const ttl = 768 * 3600
 	t := fsm.Token{
-		Hash:         fsm.HashToken(TokenID(i)),
+		Hash:         h.Hash(TokenID(i)),
 		Accessor:     fmt.Sprintf("scaleacc%016d", i),
 		Policies:     []string{"default"},
 		DisplayName:  "token",
@@ -73,12 +73,12 @@ type Result struct {
 }
 
 // Seed grows the state of a stopped node whose raft directory is raftDir
-// (<data dir>/raft) by the seeded tokens first..first+n-1, created at now,
+// (<data dir>/raft), hashing token IDs with the node's token hasher h, by the seeded tokens first..first+n-1, created at now,
 // and writes it as the node's newest snapshot (see the package doc). The
 // node must be stopped (its bolt store is opened here) and must have taken
 // a snapshot of its current state before stopping (cluster.Node.Snapshot),
 // since log entries after the newest snapshot are not read.
-func Seed(raftDir string, first, n int, now time.Time) (Result, error) {
+func Seed(raftDir string, h *fsm.Hasher, first, n int, now time.Time) (Result, error) {
 	logger := hclog.NewNullLogger()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, logger)
 	if err != nil {
@@ -115,7 +115,7 @@ func Seed(raftDir string, first, n int, now time.Time) (Result, error) {
 	// orphan.
 	parent := ""
 	for i := first; i < first+n; i++ {
-		t := Token(i, parent, now)
+		t := Token(h, i, parent, now)
 		if t.Parent == "" {
 			parent = t.Hash
 		} else if parent == "" {
