@@ -40,6 +40,11 @@ type Config struct {
 	RateLimitBurst        int     // -rate-limit-burst: requests at once per client address
 	RateLimitBadAuth      float64 // -rate-limit-bad-auth: failed authentications/s per client address; 0 = off
 	RateLimitBadAuthBurst int     // -rate-limit-bad-auth-burst: failed authentications at once per client address
+
+	RateLimitToken      float64 // -rate-limit-token: requests/s per authenticated token; 0 = off (default)
+	RateLimitTokenBurst int     // -rate-limit-token-burst: requests at once per token; 0 = one second's worth
+
+	MaxRequestSize int64 // -max-request-size: request body limit in bytes; 0 = 64 KiB (413 beyond it)
 }
 
 // TLSEnabled reports whether the HTTP API is served over TLS.
@@ -91,6 +96,9 @@ func (c Config) LogFields() []any {
 		"rate_limit_burst", c.RateLimitBurst,
 		"rate_limit_bad_auth", c.RateLimitBadAuth,
 		"rate_limit_bad_auth_burst", c.RateLimitBadAuthBurst,
+		"rate_limit_token", c.RateLimitToken,
+		"rate_limit_token_burst", c.RateLimitTokenBurst,
+		"max_request_size", c.MaxRequestSize,
 	}
 }
 

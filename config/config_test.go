@@ -282,7 +282,7 @@ func TestInvalid(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, nil, "", "invalid config: flag provided but not defined: -nope"},
 		{"positional argument", with("extra"), nil, "", `invalid config: unexpected argument "extra" (flags only; see tokend server -h)`},
 		{"missing config file", []string{"-config", filepath.Join(dir, "missing.hcl")}, nil, "", "invalid config: -config: open …"},
-		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_stale, node_id, raft_addr, rate_limit, rate_limit_bad_auth, rate_limit_bad_auth_burst, rate_limit_burst, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version)`},
+		{"unknown file key", nil, nil, `node_id = "a"` + "\n" + `colour = "blue"`, `invalid config: FILE: unknown key "colour" (known keys: audit_fail_open, audit_file, bootstrap_expect, cluster_key, data_dir, dev, dev_root_token_id, gossip_addr, http_addr, join, log_format, log_level, max_request_size, max_stale, node_id, raft_addr, rate_limit, rate_limit_bad_auth, rate_limit_bad_auth_burst, rate_limit_burst, rate_limit_token, rate_limit_token_burst, tls_cert_file, tls_client_ca_file, tls_key_file, tls_min_version)`},
 		{"unknown json key", nil, nil, `{"data_dir": "x", "dataDir": "y"}`, `invalid config: FILE: unknown key "dataDir" …`},
 		{"config key in file", nil, nil, `config = "other.hcl"`, `invalid config: FILE: unknown key "config" …`},
 		{"nested block", nil, nil, "listener \"tcp\" {\n address = \"x\"\n}", `invalid config: FILE: listener: nested blocks are not supported`},
