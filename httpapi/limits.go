@@ -21,6 +21,12 @@ const (
 	// maxJSONKeyBytes bounds one object key: field names are short; a 60 KiB
 	// key is an attack on the unknown-parameter warning.
 	maxJSONKeyBytes = 256
+	// maxJSONValues bounds the values (strings, numbers, lists, objects …)
+	// of one body, whatever their nesting, as Vault's listener caps array
+	// elements and object entries (CVE-2025-6203): a request of a million
+	// empty strings is refused after the first 10,000, before it costs
+	// memory. A real request has a few dozen.
+	maxJSONValues = 10000
 )
 
 // ServerLimits are the http.Server settings that keep slow and oversized
@@ -78,6 +84,7 @@ var (
 	errJSONUTF8   = errors.New("request body is not valid UTF-8")
 	errJSONNUL    = errors.New("JSON body contains a NUL character")
 	errJSONKeyLen = errors.New("JSON body has an object key that is too long")
+	errJSONValues = errors.New("JSON body has too many values")
 )
 
 // decodeJSONStrict parses one JSON value from b (already trimmed, non-empty)
@@ -94,7 +101,8 @@ func decodeJSONStrict(b []byte) (any, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	v, err := decodeJSONValue(dec, 0)
+	n := 0
+	v, err := decodeJSONValue(dec, 0, &n)
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +112,12 @@ func decodeJSONStrict(b []byte) (any, error) {
 	return v, nil
 }
 
-// decodeJSONValue reads the next value; depth is the nesting so far.
-func decodeJSONValue(dec *json.Decoder, depth int) (any, error) {
+// decodeJSONValue reads the next value; depth is the nesting so far and
+// *n counts the values read.
+func decodeJSONValue(dec *json.Decoder, depth int, n *int) (any, error) {
+	if *n++; *n > maxJSONValues {
+		return nil, errJSONValues
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		if err == io.EOF {
@@ -139,7 +151,7 @@ func decodeJSONValue(dec *json.Decoder, depth int) (any, error) {
 				if _, dup := obj[k]; dup {
 					return nil, errors.New("duplicate key in JSON object: " + quoteKey(k))
 				}
-				v, err := decodeJSONValue(dec, depth+1)
+				v, err := decodeJSONValue(dec, depth+1, n)
 				if err != nil {
 					return nil, err
 				}
@@ -152,7 +164,7 @@ func decodeJSONValue(dec *json.Decoder, depth int) (any, error) {
 		case '[':
 			arr := []any{}
 			for dec.More() {
-				v, err := decodeJSONValue(dec, depth+1)
+				v, err := decodeJSONValue(dec, depth+1, n)
 				if err != nil {
 					return nil, err
 				}

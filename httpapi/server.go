@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -263,6 +264,9 @@ func (s *server) serve(c *call) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				s.writeError(c, err)
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				// ReadTimeout: the body came too slowly (limits.go).
+				s.writeError(c, newError(http.StatusRequestTimeout, "request body not received in time"))
 			} else {
 				s.writeError(c, badRequest("failed to read request body"))
 			}
