@@ -45,7 +45,7 @@ type tokenLimiter struct {
 
 // tokenBucket is the state of one token.
 type tokenBucket struct {
-	key  string
+	name string // the limiter key
 	seen time.Time
 	b    bucket
 }
@@ -72,8 +72,8 @@ func newTokenLimiter(lim RateLimits) *tokenLimiter {
 	return tl
 }
 
-// allow charges one request to key at now, or says how long to wait.
-func (tl *tokenLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+// allow charges one request to name at now, or says how long to wait.
+func (tl *tokenLimiter) allow(name string, now time.Time) (bool, time.Duration) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for i := 0; i < rateLimitSweep; i++ {
@@ -82,24 +82,24 @@ func (tl *tokenLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 			break
 		}
 		tb := back.Value.(*tokenBucket)
-		if now.Sub(tb.seen) < tl.idle || tb.key == key {
+		if now.Sub(tb.seen) < tl.idle || tb.name == name {
 			break
 		}
 		tl.lru.Remove(back)
-		delete(tl.tokens, tb.key)
+		delete(tl.tokens, tb.name)
 	}
 	var tb *tokenBucket
-	if e, ok := tl.tokens[key]; ok {
+	if e, ok := tl.tokens[name]; ok {
 		tl.lru.MoveToFront(e)
 		tb = e.Value.(*tokenBucket)
 	} else {
 		for len(tl.tokens) >= tl.max {
 			back := tl.lru.Back()
 			tl.lru.Remove(back)
-			delete(tl.tokens, back.Value.(*tokenBucket).key)
+			delete(tl.tokens, back.Value.(*tokenBucket).name)
 		}
-		tb = &tokenBucket{key: key}
-		tl.tokens[key] = tl.lru.PushFront(tb)
+		tb = &tokenBucket{name: name}
+		tl.tokens[name] = tl.lru.PushFront(tb)
 	}
 	if now.After(tb.seen) {
 		tb.seen = now
