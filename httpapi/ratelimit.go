@@ -276,17 +276,30 @@ func (s *server) rateLimit(c *call) bool {
 	if allowed {
 		return true
 	}
-	s.tooManyRequests(c, wait)
+	// The cheapest answer possible (a flood is being refused): nothing has
+	// been audited yet and the index header says nothing to this client.
+	h := c.w.Header()
+	h.Set("Retry-After", retryAfter(wait))
+	c.w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = c.w.Write(rateLimitedBody)
 	return false
 }
 
-// tooManyRequests answers 429 with Retry-After: wait rounded up to seconds.
-func (s *server) tooManyRequests(c *call, wait time.Duration) {
+// rateLimitedBody is writeError's rendering of the 429.
+var rateLimitedBody = []byte(`{"errors":["` + msgRateLimited + `"]}` + "\n")
+
+// retryAfter renders wait as whole seconds, at least 1.
+func retryAfter(wait time.Duration) string {
 	secs := int64(math.Ceil(wait.Seconds()))
 	if secs < 1 {
 		secs = 1
 	}
-	c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return strconv.FormatInt(secs, 10)
+}
+
+// tooManyRequests answers 429 with Retry-After: wait rounded up to seconds.
+func (s *server) tooManyRequests(c *call, wait time.Duration) {
+	c.w.Header().Set("Retry-After", retryAfter(wait))
 	s.writeError(c, newError(http.StatusTooManyRequests, msgRateLimited))
 }
 
