@@ -69,13 +69,21 @@ type Cluster struct {
 	Nodes     []*Node
 	RootToken string
 	client    *http.Client
+	// extra flags given to every node (NewWithArgs).
+	extra []string
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
 // initialises the cluster. Every process is killed by t.Cleanup.
 func New(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}}
+	return NewWithArgs(t, n)
+}
+
+// NewWithArgs is New with extra server flags for every node.
+func NewWithArgs(t testing.TB, n int, extra ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, bin: Binary(t), client: &http.Client{Timeout: 5 * time.Second}, extra: extra}
 	base := t.TempDir()
 	for i := 0; i < n; i++ {
 		node := &Node{
@@ -166,6 +174,7 @@ func (c *Cluster) Start(i int) {
 	for _, j := range join {
 		args = append(args, "-join", j)
 	}
+	args = append(args, c.extra...)
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
