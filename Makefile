@@ -7,6 +7,8 @@ BIN       := bin/tokend
 # Unit + in-process cluster tests under the race detector.
 TEST_TIMEOUT ?= 15m
 FUZZTIME  ?= 30s
+# Every fuzz target also runs briefly in make test.
+FUZZTIME_TEST ?= 3s
 
 .PHONY: all build run cluster cluster-stop test test-e2e lint imports tidy tidy-check bench bench-cluster fuzz docs clean
 
@@ -28,7 +30,7 @@ cluster: build
 cluster-stop:
 	./scripts/cluster.sh stop
 
-## test: lint, then every test under the race detector — the one command CI runs
+## test: lint, then every test under the race detector, then every fuzz target for FUZZTIME_TEST (3s) — the one command CI runs
 ## The packages that run whole clusters (cluster/, test/) go one at a time:
 ## two race-instrumented clusters on 2 cores starve raft's timers.
 UNIT_PKGS := ./fsm/... ./httpapi/... ./config/... ./cmd/...
@@ -36,6 +38,7 @@ CLUSTER_PKGS := ./cluster/... ./test/...
 test: lint tidy-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 1 $(CLUSTER_PKGS)
+	FUZZTIME=$(FUZZTIME_TEST) ./scripts/fuzz.sh
 
 ## test-e2e: the real-process tests with the full leader-kill measurement (10 kills)
 test-e2e: build

@@ -49,6 +49,11 @@ type Config struct {
 	// TokenHashKey is the key read from TokenHashKeyFile by Load (nil with
 	// -dev and no file: the server generates one in memory). Never logged.
 	TokenHashKey []byte
+
+	RateLimitToken      float64 // -rate-limit-token: requests/s per authenticated token; 0 = off (default)
+	RateLimitTokenBurst int     // -rate-limit-token-burst: requests at once per token; 0 = one second's worth
+
+	MaxRequestSize int64 // -max-request-size: request body limit in bytes; 0 = 64 KiB (413 beyond it)
 }
 
 // ClusterTLSEnabled reports whether raft and forwarding use mutual TLS.
@@ -107,6 +112,9 @@ func (c Config) LogFields() []any {
 		"rate_limit_bad_auth", c.RateLimitBadAuth,
 		"rate_limit_bad_auth_burst", c.RateLimitBadAuthBurst,
 		"token_hash_key_file", c.TokenHashKeyFile,
+		"rate_limit_token", c.RateLimitToken,
+		"rate_limit_token_burst", c.RateLimitTokenBurst,
+		"max_request_size", c.MaxRequestSize,
 	}
 }
 

@@ -192,6 +192,22 @@ var options = []option{
 	{name: "rate-limit-bad-auth-burst", arg: "N", def: strconv.Itoa(DefaultRateLimitBadAuthBurst),
 		usage: "failed authentications one client address may make at once before -rate-limit-bad-auth applies",
 		set:   func(c *Config, v string) error { return setInt(&c.RateLimitBadAuthBurst, v) }},
+	{name: "rate-limit-token", arg: "N", def: "0 (off)",
+		usage: "requests per second allowed with one token (keyed by the token's accessor, counted on the node that authenticates the request: the leader for a forwarded one); more get 429 with Retry-After; 0 = no limit",
+		set:   func(c *Config, v string) error { return setRate(&c.RateLimitToken, v) }},
+	{name: "rate-limit-token-burst", arg: "N", def: "one second's worth of -rate-limit-token",
+		usage: "requests one token may make at once before -rate-limit-token applies",
+		set:   func(c *Config, v string) error { return setInt(&c.RateLimitTokenBurst, v) }},
+	{name: "max-request-size", arg: "BYTES", def: "65536 (64 KiB)",
+		usage: "largest request body accepted, in bytes (Vault's max_request_size); a larger one gets 413 and the connection is closed",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return fmt.Errorf("not an integer: %q", v)
+			}
+			c.MaxRequestSize = n
+			return nil
+		}},
 }
 
 // setRate parses a non-negative, finite rate per second.

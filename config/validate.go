@@ -89,6 +89,15 @@ func (c Config) Validate() error {
 	if err := validRate("rate-limit-bad-auth", c.RateLimitBadAuth, c.RateLimitBadAuthBurst); err != nil {
 		return err
 	}
+	if c.RateLimitToken < 0 || c.RateLimitToken != c.RateLimitToken {
+		return invalid("-rate-limit-token must be >= 0 (got %v)", c.RateLimitToken)
+	}
+	if c.RateLimitTokenBurst < 0 {
+		return invalid("-rate-limit-token-burst must be >= 0 (got %d)", c.RateLimitTokenBurst)
+	}
+	if c.MaxRequestSize < 0 || (c.MaxRequestSize > 0 && c.MaxRequestSize < minRequestSize) || c.MaxRequestSize > maxRequestSize {
+		return invalid("-max-request-size must be between %d and %d bytes, or 0 for the default (got %d)", minRequestSize, maxRequestSize, c.MaxRequestSize)
+	}
 	if c.DevRootTokenID != "" {
 		if !c.Dev {
 			return invalid("-dev-root-token-id requires -dev")
@@ -222,6 +231,13 @@ func validAuditFile(path string) error {
 	}
 	return nil
 }
+
+// Bounds of -max-request-size: below 1 KiB a policy does not fit; above
+// 1 GiB one request could exhaust a node's memory.
+const (
+	minRequestSize = 1 << 10
+	maxRequestSize = 1 << 30
+)
 
 // validRate checks a rate limit (-NAME) and its burst (-NAME-burst).
 func validRate(name string, rate float64, burst int) error {

@@ -41,6 +41,11 @@ type RateLimits struct {
 	BadAuthBurst     int
 	// MaxClients caps the tracked client addresses (0 = DefaultRateLimitClients).
 	MaxClients int
+	// TokenPerSecond and TokenBurst limit the requests made with one
+	// authenticated token (ratelimit_token.go); TokenBurst 0 = one
+	// second's worth.
+	TokenPerSecond float64
+	TokenBurst     int
 }
 
 // RateLimiter holds the per-client-address token buckets of the HTTP API
@@ -58,6 +63,8 @@ type RateLimiter struct {
 	mu      sync.Mutex
 	clients map[netip.Addr]*list.Element // of *rateClient
 	lru     list.List                    // front = most recently seen
+
+	tokens *tokenLimiter // per-token limit; nil = off
 }
 
 // rateClient is the state of one client address.
@@ -97,7 +104,7 @@ func (b *bucket) wait(rate float64) time.Duration {
 
 // NewRateLimiter returns a limiter for lim, or nil when every limit is off.
 func NewRateLimiter(lim RateLimits) *RateLimiter {
-	if lim.PerSecond <= 0 && lim.BadAuthPerSecond <= 0 {
+	if lim.PerSecond <= 0 && lim.BadAuthPerSecond <= 0 && lim.TokenPerSecond <= 0 {
 		return nil
 	}
 	if lim.MaxClients <= 0 {
@@ -117,6 +124,7 @@ func NewRateLimiter(lim RateLimits) *RateLimiter {
 	}
 	rl := &RateLimiter{lim: lim, idle: idle, clients: make(map[netip.Addr]*list.Element)}
 	rl.lru.Init()
+	rl.tokens = newTokenLimiter(lim)
 	return rl
 }
 
@@ -167,6 +175,12 @@ func (rl *RateLimiter) client(addr netip.Addr, now time.Time) *rateClient {
 // refused while the address's bad-auth bucket is empty, before the token
 // is even looked at, so a flood of bad tokens costs almost nothing.
 func (rl *RateLimiter) Allow(addr netip.Addr, now time.Time) (bool, time.Duration) {
+	return rl.allow(addr, now, true)
+}
+
+// allow is Allow; charge=false only checks the bad-auth bucket (a request
+// another node forwarded was already charged there).
+func (rl *RateLimiter) allow(addr netip.Addr, now time.Time, charge bool) (bool, time.Duration) {
 	if rl == nil {
 		return true, 0
 	}
@@ -179,7 +193,7 @@ func (rl *RateLimiter) Allow(addr netip.Addr, now time.Time) (bool, time.Duratio
 			return false, rc.badAuth.wait(rl.lim.BadAuthPerSecond)
 		}
 	}
-	if rl.lim.PerSecond > 0 {
+	if rl.lim.PerSecond > 0 && charge {
 		rc.all.refill(now, rl.lim.PerSecond, rl.lim.Burst)
 		if rc.all.tokens < 1 {
 			return false, rc.all.wait(rl.lim.PerSecond)
@@ -256,17 +270,37 @@ func (s *server) rateLimit(c *call) bool {
 	if !ok {
 		return true
 	}
-	allowed, wait := rl.Allow(addr, s.opts.Now())
+	// A request forwarded by another node was charged to the client's
+	// address there: count it once (ratelimit_token.go).
+	allowed, wait := rl.allow(addr, s.opts.Now(), !s.forwardedByPeer(c.r))
 	if allowed {
 		return true
 	}
+	// The cheapest answer possible (a flood is being refused): nothing has
+	// been audited yet and the index header says nothing to this client.
+	h := c.w.Header()
+	h.Set("Retry-After", retryAfter(wait))
+	c.w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = c.w.Write(rateLimitedBody)
+	return false
+}
+
+// rateLimitedBody is writeError's rendering of the 429.
+var rateLimitedBody = []byte(`{"errors":["` + msgRateLimited + `"]}` + "\n")
+
+// retryAfter renders wait as whole seconds, at least 1.
+func retryAfter(wait time.Duration) string {
 	secs := int64(math.Ceil(wait.Seconds()))
 	if secs < 1 {
 		secs = 1
 	}
-	c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	return strconv.FormatInt(secs, 10)
+}
+
+// tooManyRequests answers 429 with Retry-After: wait rounded up to seconds.
+func (s *server) tooManyRequests(c *call, wait time.Duration) {
+	c.w.Header().Set("Retry-After", retryAfter(wait))
 	s.writeError(c, newError(http.StatusTooManyRequests, msgRateLimited))
-	return false
 }
 
 // rateLimitDone runs when serve() returns: a 403 invalid-token answer given

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMaxRequestBytes = 1 << 20
+	DefaultMaxRequestBytes = 64 << 10
 	DefaultIndexWait       = 2 * time.Second
 	DefaultTokenTTL        = 768 * time.Hour
 )
@@ -78,7 +79,7 @@ type server struct {
 	lastIndex atomic.Pointer[indexValue]
 	// metrics is nil without Options.Metrics (metrics.go).
 	metrics *httpMetrics
-	hasher      *fsm.Hasher // node.TokenHasher(), fixed for the node's life
+	hasher  *fsm.Hasher // node.TokenHasher(), fixed for the node's life
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -282,11 +283,14 @@ func (s *server) serve(c *call) {
 
 	// Read the body once, bounded, so that it can be re-sent to the leader.
 	if r.Body != nil && r.Body != http.NoBody {
-		body, err := io.ReadAll(http.MaxBytesReader(c.w, r.Body, s.opts.MaxRequestBytes))
+		body, err := s.readBody(c)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				s.writeError(c, err)
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				// ReadTimeout: the body came too slowly (limits.go).
+				s.writeError(c, newError(http.StatusRequestTimeout, "request body not received in time"))
 			} else {
 				s.writeError(c, badRequest("failed to read request body"))
 			}
@@ -397,6 +401,11 @@ func (s *server) serve(c *call) {
 		if s.maybeForward(c, true) {
 			return
 		}
+		// Per-token limit on the node that serves the request
+		// (ratelimit_token.go), before a use is consumed.
+		if !s.tokenRateLimit(c, tok, clientToken) {
+			return
+		}
 		res, idx, err := s.node.Propose(r.Context(), fsm.UseToken{Hash: tok.Hash, Now: now.UnixNano()})
 		if err != nil {
 			s.writeError(c, err)
@@ -409,6 +418,8 @@ func (s *server) serve(c *call) {
 		*tok = *res.Token
 		c.request.index = idx
 		c.req = &c.request
+	} else if !s.tokenRateLimit(c, tok, clientToken) {
+		return
 	}
 
 	// ACL before routing: a non-root token learns nothing about paths. As in
@@ -564,6 +575,10 @@ func (s *server) decode(c *call, query url.Values) bool {
 		if len(query) > 0 {
 			c.raw = make(map[string]any, len(query))
 			for k, v := range query {
+				if !cleanText(k) || !cleanText(v...) {
+					s.writeError(c, badRequest("query parameters must be UTF-8 without NUL characters"))
+					return false
+				}
 				if len(v) == 1 {
 					c.raw[k] = v[0]
 				} else {
@@ -589,6 +604,9 @@ func decodeBody(contentType string, body []byte) (map[string]any, error) {
 		}
 		raw := make(map[string]any, len(vals))
 		for k, v := range vals {
+			if !cleanText(k) || !cleanText(v...) {
+				return nil, badRequest("form data must be UTF-8 without NUL characters")
+			}
 			if len(v) == 1 {
 				raw[k] = v[0]
 			} else {
@@ -597,14 +615,10 @@ func decodeBody(contentType string, body []byte) (map[string]any, error) {
 		}
 		return raw, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	// Strict decoding (limits.go): depth, duplicate keys, UTF-8, NUL.
+	v, err := decodeJSONStrict(trimmed)
+	if err != nil {
 		return nil, badRequest(err.Error())
-	}
-	if dec.More() {
-		return nil, badRequest("invalid character after top-level value")
 	}
 	switch x := v.(type) {
 	case nil:

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -624,7 +625,7 @@ func (s *server) lookup(_ context.Context, r *Request) (*Response, error) {
 	if id == "" {
 		return nil, badRequest(msgMissingTokenID)
 	}
-	if id == r.ClientToken {
+	if subtle.ConstantTimeCompare([]byte(id), []byte(r.ClientToken)) == 1 {
 		// The caller's own token, as this request left it (num_uses).
 		return lookupResponse(r.Token, id, r.Now), nil
 	}

@@ -23,15 +23,8 @@ import (
 	"github.com/tokend/tokend/httpapi/audit"
 )
 
-// HTTP server limits. Writes wait at most a few seconds for a leader and
-// forwarding is bounded by the cluster's own timeouts, so WriteTimeout only
-// catches a stuck client.
+// The HTTP server's timeouts and header limit are httpapi.DefaultServerLimits.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
 	// shutdownTimeout bounds the whole graceful shutdown (HTTP drain, leadership
 	// transfer, gossip leave, raft close).
 	shutdownTimeout = 30 * time.Second
@@ -162,22 +155,20 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		ClusterName:   "tokend",
 		Audit:         auditLog,
 		AuditFailOpen: cfg.AuditFailOpen,
-		RateLimiter:   httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst}),
-		Metrics:       metrics,
+		RateLimiter: httpapi.NewRateLimiter(httpapi.RateLimits{PerSecond: cfg.RateLimit, Burst: cfg.RateLimitBurst, BadAuthPerSecond: cfg.RateLimitBadAuth, BadAuthBurst: cfg.RateLimitBadAuthBurst,
+			TokenPerSecond: cfg.RateLimitToken, TokenBurst: cfg.RateLimitTokenBurst}),
+		MaxRequestBytes: cfg.MaxRequestSize,
+		Metrics:         metrics,
 	})
 	// Forwarded requests arrive on the cluster port (with cluster TLS) and
 	// are served by the same handler; the client listener refuses them.
 	node.SetForwardHandler(api)
 	srv := &http.Server{
-		Handler:           node.ClientHandler(api),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		TLSConfig:         tlsConfig,
-		ErrorLog:          httpLog.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		Handler:   node.ClientHandler(api),
+		TLSConfig: tlsConfig,
+		ErrorLog:  httpLog.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
+	httpapi.DefaultServerLimits.Apply(srv)
 	serveErr := make(chan error, 1)
 	scheme := "http"
 	if tlsConfig != nil {

@@ -104,6 +104,12 @@ func New(t testing.TB, n int) *Cluster {
 	return NewWith(t, n, Options{})
 }
 
+// NewWithArgs is New with extra server flags for every node.
+func NewWithArgs(t testing.TB, n int, extra ...string) *Cluster {
+	t.Helper()
+	return NewWith(t, n, Options{Args: func(int) []string { return extra }})
+}
+
 // NewWith is New with options.
 func NewWith(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
