@@ -122,8 +122,9 @@ func (e *nemesisEnv) Run(name string, hold time.Duration) Event {
 		}
 	}
 	cut := func(links []Link) {
-		mark()
+		// The fault is in force once nft returns.
 		fail(e.net.Cut(links))
+		mark()
 		time.Sleep(hold)
 		fail(e.net.Heal())
 		healed()

@@ -127,6 +127,16 @@ type nftNetwork struct {
 // applyRules replaces table ip tokend_chaos with the marking rules for n
 // nodes and one drop pair per cut link (see doc.go for the rule shape).
 func applyRules(n int, cut []string) error {
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = bytes.NewReader(rulesText(n, cut))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// rulesText is the nftables file applyRules loads.
+func rulesText(n int, cut []string) []byte {
 	var b bytes.Buffer
 	// Declaring the table first makes the delete succeed when it does not
 	// exist yet; the whole file is one atomic transaction.
@@ -139,15 +149,13 @@ func applyRules(n int, cut []string) error {
 		b.WriteString("\t\t" + r + "\n")
 	}
 	b.WriteString("\t}\n}\n")
-	cmd := exec.Command("nft", "-f", "-")
-	cmd.Stdin = &b
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return b.Bytes()
 }
 
-func (n *nftNetwork) Cut(links []Link) error {
+func (n *nftNetwork) Cut(links []Link) error { return applyRules(n.nodes, n.dropRules(links)) }
+
+// dropRules returns the two rules that drop what From sends to To, per link.
+func (n *nftNetwork) dropRules(links []Link) []string {
 	var rules []string
 	for _, l := range dedupLinks(links) {
 		a, b := l.From+1, l.To+1
@@ -155,7 +163,7 @@ func (n *nftNetwork) Cut(links []Link) error {
 			fmt.Sprintf("ct direction original ct mark %d ip daddr %s drop", a, n.addr(l.To)),
 			fmt.Sprintf("ct direction reply ct mark %d ip saddr %s drop", b, n.addr(l.From)))
 	}
-	return applyRules(n.nodes, rules)
+	return rules
 }
 
 func (n *nftNetwork) Heal() error { return applyRules(n.nodes, nil) }

@@ -99,7 +99,8 @@ func Run(cfg Config) (*Result, error) {
 	time.Sleep(2 * time.Second) // let the workload build some tokens
 	order := append([]string(nil), nemeses...)
 	rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	for i := 0; len(order) > 0 && time.Since(start) < cfg.Duration; i++ {
+	// At least one full round, so every nemesis runs once even in a short run.
+	for i := 0; len(order) > 0 && (i < len(order) || time.Since(start) < cfg.Duration); i++ {
 		if i > 0 && i%len(order) == 0 {
 			rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		}
