@@ -88,7 +88,10 @@
 // currently follows in its current raft term: a new leader or term voids
 // the lease at once. The HTTP layer forwards reads of a stale follower to
 // the leader (one hop) and answers 503 when no leader is known. The leader
-// itself serves reads while raft says it leads; raft steps a leader down
+// itself serves reads while raft says it leads, once its post-election
+// barrier has applied (before that Health().Stale is true on the leader
+// too: after a full-cluster restart it has applied nothing of the old log
+// until the first commit of its term); raft steps a leader down
 // within LeaderLeaseTimeout of losing its quorum, which is why New requires
 // MaxStale > LeaderLeaseTimeout.
 //

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/tokend/tokend/cluster/status"
 	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi/audit"
 )
@@ -327,6 +328,9 @@ func (s *server) serve(c *call) {
 	if kind == Read && !s.readGate(c) {
 		return
 	}
+	if kind == Write && !s.leaderReady(c, s.node.Health()) {
+		return
+	}
 	if !s.decode(c, query) {
 		return
 	}
@@ -469,10 +473,33 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	return forwarded
 }
 
+// leaderReady holds a request on a new leader until its post-election
+// barrier has applied: before that its state may miss entries committed by
+// earlier leaders (revocations included), so neither a local read nor the
+// authentication of a write may use it. VerifyLeader returns once the
+// barrier has applied; the wait is bounded by IndexWait, then 503. It
+// reports whether the request may proceed.
+func (s *server) leaderReady(c *call, h status.Health) bool {
+	if !h.IsLeader || !h.Stale {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), s.opts.IndexWait)
+	err := s.node.VerifyLeader(ctx)
+	cancel()
+	if err != nil {
+		s.writeError(c, unavailable("leader is not ready to serve requests yet"))
+		return false
+	}
+	return true
+}
+
 // readGate enforces bounded staleness and read-your-writes before a local
 // read (DESIGN.md "Reads"). It reports whether the read may proceed.
 func (s *server) readGate(c *call) bool {
 	h := s.node.Health()
+	if h.IsLeader && !s.leaderReady(c, h) {
+		return false
+	}
 	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
 		// No valid read lease: the local state may miss an acknowledged
 		// revocation. Ask the leader instead (one hop, as a write), or
