@@ -25,15 +25,15 @@ type Violation struct {
 
 // Checker names.
 const (
-	CheckLinear     = "linearizable"
-	CheckLost       = "lost-or-undone"
-	CheckRevokeVis  = "revocation-visibility"
-	CheckStale      = "staleness"
-	CheckConverge   = "convergence"
-	CheckLeader     = "one-leader-per-term"
-	CheckCrash      = "crash-or-panic"
-	CheckHealthy    = "healthy"
-	CheckNemesis    = "nemesis-error"
+	CheckLinear    = "linearizable"
+	CheckLost      = "lost-or-undone"
+	CheckRevokeVis = "revocation-visibility"
+	CheckStale     = "staleness"
+	CheckConverge  = "convergence"
+	CheckLeader    = "one-leader-per-term"
+	CheckCrash     = "crash-or-panic"
+	CheckHealthy   = "healthy"
+	CheckNemesis   = "nemesis-error"
 )
 
 // Token states of the linearizability model.

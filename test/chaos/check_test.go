@@ -31,7 +31,9 @@ func history(fam int, ops ...hop) []*Op {
 	return out
 }
 
-func tokenName(fam, idx int) string { return "tok-f" + string(rune('0'+fam)) + "-t" + string(rune('0'+idx)) }
+func tokenName(fam, idx int) string {
+	return "tok-f" + string(rune('0'+fam)) + "-t" + string(rune('0'+idx))
+}
 
 func TestLinearizableAcceptsLegalHistory(t *testing.T) {
 	ops := history(0,
