@@ -22,7 +22,7 @@ var (
 	flagArtifacts = flag.String("chaos.artifacts", os.Getenv("TOKEND_CHAOS_ARTIFACTS"), "keep the artifacts in this dir (default: a temp dir, removed when the run passes)")
 	flagNemeses   = flag.String("chaos.nemeses", "all", "comma-separated nemeses, or all")
 	flagRate      = flag.Float64("chaos.rate", 250, "client operations per second")
-	flagWorkers   = flag.Int("chaos.workers", 24, "client goroutines")
+	flagWorkers   = flag.Int("chaos.workers", 200, "operations in flight at most")
 	flagHoldMin   = flag.Duration("chaos.hold-min", 3*time.Second, "shortest time a fault is held")
 	flagHoldMax   = flag.Duration("chaos.hold-max", 6*time.Second, "longest time a fault is held")
 	flagMaxStale  = flag.Duration("chaos.max-stale", time.Second, "-max-stale of the nodes")

@@ -143,13 +143,15 @@ func CheckLinearizable(ops []*Op, dir string, timeout time.Duration) []Violation
 	var out []Violation
 	for _, f := range fams {
 		hist := make([]porcupine.Operation, 0, len(byFam[f]))
-		for _, op := range byFam[f] {
+		// Every operation runs in its own goroutine: one visualisation row
+		// per operation, numbered from 0 within the family.
+		for i, op := range byFam[f] {
 			ret := op.Complete
 			if op.Outcome != Ok && op.Outcome != Fail {
 				ret = end + 1 // indeterminate: may take effect any time later
 			}
 			hist = append(hist, porcupine.Operation{
-				ClientId: op.Process, Call: op.Invoke, Return: ret,
+				ClientId: i, Call: op.Invoke, Return: ret,
 				Input:  linInput{Kind: op.Kind, Index: op.Index},
 				Output: linOutput{Outcome: op.Outcome, Valid: op.Valid},
 			})

@@ -45,7 +45,11 @@ type Result struct {
 	Stale      StaleStats
 	Elections  int
 	Table      string
-	Skipped    []string
+	// Untested lists the nemeses that could not be injected here.
+	Untested []string
+	// Skipped counts workload ticks dropped because too many operations
+	// were in flight.
+	Skipped int
 }
 
 // Run executes one chaos run: start the cluster, run the workload under the
@@ -57,7 +61,7 @@ func Run(cfg Config) (*Result, error) {
 	var nemeses []string
 	for _, name := range cfg.Nemeses {
 		if needsPartitions(name) && !cfg.Caps.Partitions {
-			res.Skipped = append(res.Skipped, name)
+			res.Untested = append(res.Untested, name)
 			continue
 		}
 		nemeses = append(nemeses, name)
@@ -146,6 +150,7 @@ func Run(cfg Config) (*Result, error) {
 		return nil, err
 	}
 	res.Ops = len(ops)
+	res.Skipped = w.Skipped
 	res.Violations = append(res.Violations, finalChecks(c, ops, logf)...)
 	c.StopAll()
 
@@ -173,7 +178,7 @@ func Run(cfg Config) (*Result, error) {
 	res.Table = Report(res, ops)
 	if err := saveJSON(filepath.Join(cfg.Dir, "schedule.json"), map[string]any{
 		"seed": cfg.Seed, "nodes": cfg.Nodes, "duration": cfg.Duration.String(), "nemeses": nemeses,
-		"skipped": res.Skipped, "events": res.Events}); err != nil {
+		"untested": res.Untested, "events": res.Events}); err != nil {
 		return nil, err
 	}
 	if err := saveJSON(filepath.Join(cfg.Dir, "violations.json"), res.Violations); err != nil {
@@ -358,7 +363,9 @@ func Report(res *Result, ops []*Op) string {
 		for _, k := range ev.Majority {
 			maj[k] = true
 		}
-		recovered := false
+		// Writes flow again at the earliest completion of a create that
+		// was sent after the fault started.
+		recovered, firstWrite := false, int64(0)
 		for _, op := range sorted {
 			if op.Invoke < ev.Start || op.Invoke >= winEnd {
 				continue
@@ -370,9 +377,9 @@ func Report(res *Result, ops []*Op) string {
 			case Info:
 				r.info++
 			}
-			if !recovered && op.Outcome == Ok && (op.Kind == OpCreate || op.Kind == OpChildCreate) {
-				recovered = true
-				r.recover = append(r.recover, time.Duration(op.Complete-ev.Start))
+			if op.Outcome == Ok && (op.Kind == OpCreate || op.Kind == OpChildCreate) &&
+				(!recovered || op.Complete < firstWrite) {
+				recovered, firstWrite = true, op.Complete
 			}
 			if (op.Kind == OpValidate || op.Kind == OpValidateConsistent) && op.Invoke <= ev.Healed && maj[op.Node] {
 				r.valAll++
@@ -381,7 +388,9 @@ func Report(res *Result, ops []*Op) string {
 				}
 			}
 		}
-		if !recovered {
+		if recovered {
+			r.recover = append(r.recover, time.Duration(firstWrite-ev.Start))
+		} else {
 			r.noRecover++
 		}
 		for _, v := range res.Violations {
@@ -392,7 +401,8 @@ func Report(res *Result, ops []*Op) string {
 	}
 	checkers := []string{CheckLinear, CheckLost, CheckRevokeVis, CheckStale, CheckHealthy, CheckNemesis}
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos run: %d nodes, seed %d, %d operations, %d elections\n", res.Nodes, res.Seed, res.Ops, res.Elections)
+	fmt.Fprintf(&b, "chaos run: %d nodes, seed %d, %d operations (%d ticks skipped: too many in flight), %d elections\n",
+		res.Nodes, res.Seed, res.Ops, res.Skipped, res.Elections)
 	fmt.Fprintf(&b, "%-20s %4s %7s %7s %6s %5s %5s %5s %5s %5s %5s %9s %9s %8s\n",
 		"nemesis", "runs", "ops", "acked", "indet", "lin", "lost", "rvis", "stale", "hlth", "nerr",
 		"rec-med", "rec-max", "val-maj")
@@ -451,8 +461,8 @@ func Report(res *Result, ops []*Op) string {
 			len(kills), kills[0].Round(time.Millisecond), kills[len(kills)/2].Round(time.Millisecond),
 			kills[len(kills)-1].Round(time.Millisecond), strings.Join(parts, " "))
 	}
-	if len(res.Skipped) > 0 {
-		fmt.Fprintf(&b, "NOT INJECTED (not injectable here): %s\n", strings.Join(res.Skipped, ", "))
+	if len(res.Untested) > 0 {
+		fmt.Fprintf(&b, "NOT INJECTED (not injectable here): %s\n", strings.Join(res.Untested, ", "))
 	}
 	return b.String()
 }

@@ -19,6 +19,7 @@ const MaxChildren = 4
 
 // WorkloadConfig sizes the client load.
 type WorkloadConfig struct {
+	// Workers caps the operations in flight.
 	Workers int
 	// Rate is the total operations per second over all workers.
 	Rate float64
@@ -60,6 +61,9 @@ type Workload struct {
 	live     []*tokState // created, not revoking
 	revoked  []*tokState // recently revoking (bounded)
 	parents  []*family   // families whose parent is live and has room
+	// Skipped counts ticks without an operation because Workers were in
+	// flight.
+	Skipped int
 }
 
 // NewWorkload prepares a workload against c recording into rec.
@@ -70,33 +74,43 @@ func NewWorkload(cfg WorkloadConfig, c *Cluster, rec *Recorder) *Workload {
 		rnd: rand.New(rand.NewSource(cfg.Seed))}
 }
 
-// Run starts the workers and returns when ctx ends and every operation in
-// flight has completed.
+// Run issues operations at cfg.Rate until ctx ends, each in its own
+// goroutine (at most cfg.Workers in flight), and returns when every
+// operation in flight has completed. A request that hangs on a frozen or
+// cut-off node therefore does not slow the others down, as with Jepsen's
+// fresh client processes; when the cap is reached, ticks are skipped and
+// counted in Skipped.
 func (w *Workload) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	per := time.Duration(float64(time.Second) * float64(w.cfg.Workers) / w.cfg.Rate)
-	for p := 0; p < w.cfg.Workers; p++ {
+	defer wg.Wait()
+	sem := make(chan struct{}, w.cfg.Workers)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / w.cfg.Rate))
+	defer tick.Stop()
+	var seq int
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			w.mu.Lock()
+			w.Skipped++
+			w.mu.Unlock()
+			continue
+		}
+		node := seq % len(w.cluster.Nodes)
+		proc := seq
+		seq++
 		wg.Add(1)
-		go func(p int) {
+		go func() {
 			defer wg.Done()
-			next := time.Now().Add(time.Duration(p) * per / time.Duration(w.cfg.Workers))
-			node := p % len(w.cluster.Nodes)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				w.step(p, node)
-				node = (node + 1) % len(w.cluster.Nodes)
-				next = next.Add(per)
-				if now := time.Now(); next.Before(now) {
-					next = now // a slow request does not cause a burst later
-				}
-			}
-		}(p)
+			defer func() { <-sem }()
+			w.step(proc, node)
+		}()
 	}
-	wg.Wait()
 }
 
 // step picks and runs one operation from worker p against node.
