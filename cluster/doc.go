@@ -57,8 +57,9 @@
 // yet applied a revocation could still validate the token after the leader
 // acknowledged the revoke. Read leases close that window. D is -max-stale.
 //
-// Grants. A leader-only loop sends every other server in the raft
-// configuration a grant every D/4, and at once (coalesced: at most one more
+// Grants. Once its post-election barrier has applied (before that its
+// applied index may miss entries of earlier terms), a leader-only loop
+// sends every other server in the raft configuration a grant every D/4, and at once (coalesced: at most one more
 // per follower while one is in flight) when a fence is waiting. It is a
 // POST to LeasePath on the follower's HTTP address from gossip, carrying
 // {leader id, term, index = the leader's applied index when sent, D, seq,

@@ -243,8 +243,19 @@ func (n *Node) setupRaft() (bool, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,
-		Timeout: t.TransportTimeout,
-		Logger:  logger,
+		// 1 disables pipelined replication. With the default (2) both
+		// channels of raft's netPipeline are unbuffered, and a follower
+		// answering AppendEntries with Success=false (routine after a
+		// restart or partition: "log not found") can leave the replication
+		// goroutine parked forever: that follower gets heartbeats but no
+		// more entries, and Raft.Shutdown waits for the goroutine, so
+		// SIGTERM never finishes (found by test/chaos: a node ignored
+		// SIGTERM for 30 s; the goroutine dump shows netPipeline.
+		// AppendEntries and decodeResponses parked). Batching keeps the
+		// throughput (raft PR #541 measured no benefit from pipelining).
+		MaxRPCsInFlight: 1,
+		Timeout:         t.TransportTimeout,
+		Logger:          logger,
 	})
 	n.raftAddr = string(trans.LocalAddr())
 
