@@ -147,7 +147,9 @@
 // detected in 0.5-1 s and replaced one or two round trips later; a graceful
 // shutdown transfers leadership and needs no timeout at all.
 //
-// Gossip uses memberlist's LAN profile with a 1 s probe interval; a failed
+// Gossip uses memberlist's LAN profile with a 1 s probe interval and a
+// push/pull every 5 s (so a node declared dead while its packets were lost
+// is seen alive again within seconds of the network healing); a failed
 // member is removed from raft after FailedGrace (10 s), long enough to ride
 // out a process restart without churning the raft configuration.
 //

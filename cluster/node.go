@@ -243,17 +243,21 @@ func (n *Node) setupRaft() (bool, error) {
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,
-		// 1 disables pipelined replication. With the default (2) both
-		// channels of raft's netPipeline are unbuffered, and a follower
-		// answering AppendEntries with Success=false (routine after a
-		// restart or partition: "log not found") can leave the replication
-		// goroutine parked forever: that follower gets heartbeats but no
-		// more entries, and Raft.Shutdown waits for the goroutine, so
-		// SIGTERM never finishes (found by test/chaos: a node ignored
-		// SIGTERM for 30 s; the goroutine dump shows netPipeline.
-		// AppendEntries and decodeResponses parked). Batching keeps the
-		// throughput (raft PR #541 measured no benefit from pipelining).
-		MaxRPCsInFlight: 1,
+		// With the default (2) both channels of raft's netPipeline are
+		// unbuffered, and a follower answering AppendEntries with
+		// Success=false (routine after a restart or partition: "log not
+		// found") can leave the replication goroutine parked forever: that
+		// follower gets heartbeats but no more entries, and Raft.Shutdown
+		// waits for the goroutine, so SIGTERM never finishes (found by
+		// test/chaos: a node ignored SIGTERM for 30 s; its goroutine dump
+		// shows netPipeline.AppendEntries and decodeResponses parked).
+		// 130 gives both channels a buffer of 128 (raft's behaviour before
+		// v1.4.1): the parked state then needs 256 sends after the failed
+		// answer, while the send loop stops at its next select with
+		// probability 1/2 each time. 1 (no pipelining) also avoids it but
+		// made leaders lose their lease under -race on a loaded machine
+		// (TestReadLeases failed 2 of 3 runs).
+		MaxRPCsInFlight: 130,
 		Timeout:         t.TransportTimeout,
 		Logger:          logger,
 	})

@@ -1,11 +1,8 @@
 package cluster
 
 import (
-	"errors"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
 
 // TestLeaderStaleUntilBarrier: a leader reports Health().Stale until its
@@ -65,15 +62,4 @@ func TestUnreadyLeaderGrantsNoLeases(t *testing.T) {
 	n.mu.Unlock()
 	n.grantor.Load().kickAll()
 	waitFor(t, 5*time.Second, "followers leased again", leased(true))
-}
-
-// TestRaftReplicationNotPipelined: pipelined replication is off (see the
-// transport config in node.go: raft's netPipeline can park a replication
-// goroutine forever, and then Raft.Shutdown never returns).
-func TestRaftReplicationNotPipelined(t *testing.T) {
-	c := newCluster(t, 1)
-	n := c.waitLeader().node.Load()
-	if _, err := n.transport.AppendEntriesPipeline("other", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
-		t.Fatalf("AppendEntriesPipeline: %v, want ErrPipelineReplicationNotSupported", err)
-	}
 }

@@ -119,9 +119,13 @@ func Run(cfg Config) (*Result, error) {
 			res.Violations = append(res.Violations, Violation{Checker: CheckNemesis, At: ev.Start,
 				Detail: fmt.Sprintf("%s: %s", name, ev.Error)})
 		}
-		if err := c.WaitHealthy(30 * time.Second); err != nil {
+		// Every node must serve again within 20 s of the heal (gossip push/
+		// pull 5 s + FailedGrace 10 s + slack); then wait on, bounded, so
+		// one slow heal does not cascade into the next fault.
+		if err := c.WaitHealthy(20 * time.Second); err != nil {
 			res.Violations = append(res.Violations, Violation{Checker: CheckHealthy, At: ev.Start,
 				Detail: fmt.Sprintf("after %s: %v", name, err)})
+			_ = c.WaitHealthy(40 * time.Second)
 		}
 		ev.End = rec.Now()
 		logf("n=%d #%d %-20s targets %v hold %s: healthy again %s after the fault started %s", cfg.Nodes, i, name,
@@ -388,9 +392,10 @@ func Report(res *Result, ops []*Op) string {
 				}
 			}
 		}
-		if recovered {
+		switch {
+		case recovered:
 			r.recover = append(r.recover, time.Duration(firstWrite-ev.Start))
-		} else {
+		case ev.Nemesis != nemFinalKillAll: // the workload has stopped by then
 			r.noRecover++
 		}
 		for _, v := range res.Violations {
