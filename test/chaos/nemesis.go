@@ -10,22 +10,22 @@ import (
 
 // Nemesis names.
 const (
-	NemKillLeader      = "kill-leader"
-	NemKillRandom      = "kill-random"
-	NemKillMajority    = "kill-majority"
-	NemKillAll         = "kill-all"
-	NemPauseLeader     = "pause-leader"
-	NemIsolateLeader   = "partition-leader"
-	NemSplit           = "partition-split"
-	NemBridge          = "partition-bridge"
-	NemOneWayOut       = "one-way-leader-out"
-	NemOneWayIn        = "one-way-leader-in"
-	NemRestart         = "restart-sigterm"
-	NemRollingRestart  = "rolling-restart"
-	NemWipe            = "wipe-rejoin"
-	NemNetemSlowLink   = "slow-link-netem"
-	nemFinalKillAll    = "final-kill-all"
-	nemNeedsPartitions = "partitions"
+	NemKillLeader     = "kill-leader"
+	NemKillRandom     = "kill-random"
+	NemKillMajority   = "kill-majority"
+	NemKillAll        = "kill-all"
+	NemPauseLeader    = "pause-leader"
+	NemIsolateLeader  = "partition-leader"
+	NemSplit          = "partition-split"
+	NemBridge         = "partition-bridge"
+	NemOneWayOut      = "one-way-leader-out"
+	NemOneWayIn       = "one-way-leader-in"
+	NemRestart        = "restart-sigterm"
+	NemRollingRestart = "rolling-restart"
+	NemWipe           = "wipe-rejoin"
+	// nemFinalKillAll is the full-cluster kill -9 and restart after the
+	// workload, before the final ledger check.
+	nemFinalKillAll = "final-kill-all"
 )
 
 // AllNemeses lists every nemesis in a fixed order.

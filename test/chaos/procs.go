@@ -41,7 +41,7 @@ type Proc struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	paused bool
-	// exits records every exit that the harness did not cause (a crash).
+	// crashes records every exit that the harness did not cause.
 	crashes []string
 	// expectExit is set while the harness kills or stops the process.
 	expectExit bool
@@ -54,15 +54,14 @@ type Cluster struct {
 	RootToken string
 	MaxStale  time.Duration
 	Netns     bool
-	logf      func(string, ...any)
 	client    *http.Client
 }
 
 // NewCluster lays out n nodes under base. In a private namespace node k is
 // on 127.0.0.(k+2) with fixed ports; otherwise all on 127.0.0.1 with free
 // ports.
-func NewCluster(bin, base string, n int, netns bool, maxStale time.Duration, logf func(string, ...any)) (*Cluster, error) {
-	c := &Cluster{Bin: bin, MaxStale: maxStale, Netns: netns, logf: logf,
+func NewCluster(bin, base string, n int, netns bool, maxStale time.Duration) (*Cluster, error) {
+	c := &Cluster{Bin: bin, MaxStale: maxStale, Netns: netns,
 		client: &http.Client{Timeout: 3 * time.Second}}
 	for k := 0; k < n; k++ {
 		p := &Proc{

@@ -66,7 +66,7 @@ func Run(cfg Config) (*Result, error) {
 		}
 		nemeses = append(nemeses, name)
 	}
-	c, err := NewCluster(cfg.Bin, cfg.Dir, cfg.Nodes, cfg.Caps.Netns, cfg.MaxStale, logf)
+	c, err := NewCluster(cfg.Bin, cfg.Dir, cfg.Nodes, cfg.Caps.Netns, cfg.MaxStale)
 	if err != nil {
 		return nil, err
 	}
