@@ -34,6 +34,7 @@ const (
 	CheckCrash     = "crash-or-panic"
 	CheckHealthy   = "healthy"
 	CheckNemesis   = "nemesis-error"
+	CheckServerErr = "no-500"
 )
 
 // Token states of the linearizability model.
@@ -409,6 +410,40 @@ func CheckLogs(logs map[string]string) []Violation {
 			}
 		}
 		f.Close()
+	}
+	return out
+}
+
+// CheckServerErrors reports every answer with a 5xx other than 503: the
+// product answers overload and missing leaders with a retryable 503, so a
+// 500 (or 502, 504) is a bug.
+func CheckServerErrors(ops []*Op) []Violation {
+	var out []Violation
+	for _, op := range ops {
+		if op.Status >= 500 && op.Status != 503 {
+			out = append(out, Violation{Checker: CheckServerErr, At: op.Invoke, Detail: fmt.Sprintf(
+				"%s of %s on n%d answered %d: %s (op %d)", op.Kind, op.Token, op.Node+1, op.Status, op.Error, op.ID)})
+		}
+	}
+	return out
+}
+
+// ErrorClasses counts the answers that were not a definite success, by
+// class: the HTTP status, or "timeout" and "transport" for no answer.
+func ErrorClasses(ops []*Op) map[string]int {
+	out := map[string]int{}
+	for _, op := range ops {
+		if op.Outcome == Ok {
+			continue
+		}
+		switch {
+		case op.Status != 0:
+			out[fmt.Sprintf("%s:%d", op.Kind, op.Status)]++
+		case op.Error == "timeout":
+			out[op.Kind+":timeout"]++
+		default:
+			out[op.Kind+":transport"]++
+		}
 	}
 	return out
 }

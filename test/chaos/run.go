@@ -160,6 +160,7 @@ func Run(cfg Config) (*Result, error) {
 
 	lin := CheckLinearizable(ops, cfg.Dir, 60*time.Second)
 	res.Violations = append(res.Violations, lin...)
+	res.Violations = append(res.Violations, CheckServerErrors(ops)...)
 	vis, stale := CheckVisibility(ops, cfg.MaxStale)
 	res.Violations = append(res.Violations, vis...)
 	res.Stale = stale
@@ -404,12 +405,12 @@ func Report(res *Result, ops []*Op) string {
 			}
 		}
 	}
-	checkers := []string{CheckLinear, CheckLost, CheckRevokeVis, CheckStale, CheckHealthy, CheckNemesis}
+	checkers := []string{CheckLinear, CheckLost, CheckRevokeVis, CheckStale, CheckHealthy, CheckNemesis, CheckServerErr}
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos run: %d nodes, seed %d, %d operations (%d ticks skipped: too many in flight), %d elections\n",
 		res.Nodes, res.Seed, res.Ops, res.Skipped, res.Elections)
-	fmt.Fprintf(&b, "%-20s %4s %7s %7s %6s %5s %5s %5s %5s %5s %5s %9s %9s %8s\n",
-		"nemesis", "runs", "ops", "acked", "indet", "lin", "lost", "rvis", "stale", "hlth", "nerr",
+	fmt.Fprintf(&b, "%-20s %4s %7s %7s %6s %5s %5s %5s %5s %5s %5s %5s %9s %9s %8s\n",
+		"nemesis", "runs", "ops", "acked", "indet", "lin", "lost", "rvis", "stale", "hlth", "nerr", "e500",
 		"rec-med", "rec-max", "val-maj")
 	for _, name := range names {
 		r := rows[name]
@@ -450,6 +451,17 @@ func Report(res *Result, ops []*Op) string {
 		b.WriteString("default reads missing an acknowledged create: 0\n")
 	}
 	fmt.Fprintf(&b, "default/consistent reads valid after a covering revoke ack: %d\n", res.Stale.RevokedValid)
+	classes := ErrorClasses(ops)
+	keys := make([]string, 0, len(classes))
+	for k := range classes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b.WriteString("not-ok answers by class:")
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%d", k, classes[k])
+	}
+	b.WriteString("\n")
 	var kills []time.Duration
 	for _, name := range []string{NemKillLeader} {
 		if r := rows[name]; r != nil {
