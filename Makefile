@@ -9,8 +9,12 @@ TEST_TIMEOUT ?= 15m
 FUZZTIME  ?= 30s
 # Every fuzz target also runs briefly in make test.
 FUZZTIME_TEST ?= 3s
+# make chaos: total fault-schedule time (split over the cluster sizes) and sizes.
+CHAOS_DURATION ?= 10m
+CHAOS_NODES    ?= 3,5
+CHAOS_ARGS     ?=
 
-.PHONY: all build run cluster cluster-stop test test-e2e lint imports tidy tidy-check bench bench-cluster fuzz docs clean
+.PHONY: all build run cluster cluster-stop test test-e2e chaos chaos-short lint imports tidy tidy-check bench bench-cluster fuzz docs clean
 
 all: build
 
@@ -39,15 +43,30 @@ test: lint tidy-check
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(UNIT_PKGS)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -p 1 $(CLUSTER_PKGS)
 	FUZZTIME=$(FUZZTIME_TEST) ./scripts/fuzz.sh
+	$(MAKE) --no-print-directory chaos-short
 
 ## test-e2e: the real-process tests with the full leader-kill measurement (10 kills)
 test-e2e: build
 	TOKEND_FAILOVER_TRIES=10 $(GO) test -count=1 -timeout 30m -v -run 'TestProcess|TestCLI' ./test/
 
+## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all;
+## artifacts (histories, schedule, logs, report) are kept when it fails, or always with CHAOS_ARGS=-chaos.artifacts=DIR
+chaos:
+	./scripts/ensure-chaos-deps.sh
+	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
+		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
+
+## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes); part of make test
+chaos-short:
+	./scripts/ensure-chaos-deps.sh
+	$(GO) test -tags chaos -count=1 -timeout 10m -v -run TestChaos ./test/chaos/ \
+		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s $(CHAOS_ARGS)
+
 ## lint: gofmt, go vet, staticcheck and the import-boundary check
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l reports unformatted files:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags chaos ./test/chaos/
 	$(GO) tool staticcheck ./...
 	./scripts/check-imports.sh
 

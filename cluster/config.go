@@ -145,10 +145,17 @@ func DefaultTiming() Timing {
 		TrailingLogs:      raftconf.TrailingLogs,
 		TransportTimeout:  raftconf.TransportTimeout,
 
-		GossipProbeInterval:    time.Second,
-		GossipProbeTimeout:     500 * time.Millisecond,
-		GossipInterval:         200 * time.Millisecond,
-		GossipPushPullInterval: 30 * time.Second,
+		GossipProbeInterval: time.Second,
+		GossipProbeTimeout:  500 * time.Millisecond,
+		GossipInterval:      200 * time.Millisecond,
+		// memberlist's LAN value is 30 s. A node whose outgoing packets
+		// were lost for a few seconds is declared dead; it refutes at once,
+		// but its refutation is lost too, and after that only a push/pull
+		// brings it back: with 30 s the leader removed it from raft (after
+		// FailedGrace) although raft reached it fine, and the node stayed
+		// out for ~25 s (found by test/chaos, one-way-leader-out). A
+		// push/pull with 3-5 nodes is a few KiB.
+		GossipPushPullInterval: 5 * time.Second,
 		GossipSuspicionMult:    4,
 
 		ReconcileInterval: 2 * time.Second,

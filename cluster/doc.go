@@ -170,8 +170,9 @@
 // yet applied a revocation could still validate the token after the leader
 // acknowledged the revoke. Read leases close that window. D is -max-stale.
 //
-// Grants. A leader-only loop sends every other server in the raft
-// configuration a grant every D/4, and at once (coalesced: at most one more
+// Grants. Once its post-election barrier has applied (before that its
+// applied index may miss entries of earlier terms), a leader-only loop
+// sends every other server in the raft configuration a grant every D/4, and at once (coalesced: at most one more
 // per follower while one is in flight) when a fence is waiting. It is a
 // POST to LeasePath on the follower's HTTP address from gossip (with
 // cluster TLS: on its cluster port), carrying
@@ -202,7 +203,10 @@
 // currently follows in its current raft term: a new leader or term voids
 // the lease at once. The HTTP layer forwards reads of a stale follower to
 // the leader (one hop) and answers 503 when no leader is known. The leader
-// itself serves reads while raft says it leads; raft steps a leader down
+// itself serves reads while raft says it leads, once its post-election
+// barrier has applied (before that Health().Stale is true on the leader
+// too: after a full-cluster restart it has applied nothing of the old log
+// until the first commit of its term); raft steps a leader down
 // within LeaderLeaseTimeout of losing its quorum, which is why New requires
 // MaxStale > LeaderLeaseTimeout.
 //
@@ -257,7 +261,9 @@
 // detected in 0.5-1 s and replaced one or two round trips later; a graceful
 // shutdown transfers leadership and needs no timeout at all.
 //
-// Gossip uses memberlist's LAN profile with a 1 s probe interval; a failed
+// Gossip uses memberlist's LAN profile with a 1 s probe interval and a
+// push/pull every 5 s (so a node declared dead while its packets were lost
+// is seen alive again within seconds of the network healing); a failed
 // member is removed from raft after FailedGrace (10 s), long enough to ride
 // out a process restart without churning the raft configuration.
 //

@@ -115,6 +115,10 @@ func (n *Node) establishLeadership(ctx context.Context) bool {
 	n.activeTime = time.Now()
 	n.mu.Unlock()
 	n.logger.Info("leader ready for consistent reads", "node_id", n.id, "index", n.adapter.appliedIndex())
+	// Grants wait for the barrier (grantor.send): send the first ones now.
+	if g := n.grantor.Load(); g != nil {
+		g.kickAll()
+	}
 
 	if id, _ := n.fsm.ClusterIdent(); id == "" {
 		cmd, err := newClusterIdent()

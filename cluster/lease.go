@@ -402,6 +402,17 @@ func (g *grantor) send(ctx context.Context, p *peer) {
 	if n.raft.State() != raft.Leader {
 		return
 	}
+	// Before its post-election barrier applies, this leader's applied index
+	// may be far behind the commit index (after a full-cluster restart it
+	// has applied nothing of the old log): a grant would lease a follower
+	// that misses acknowledged entries. establishLeadership kicks the
+	// senders once the barrier has applied. (Found by test/chaos, kill-all.)
+	n.mu.Lock()
+	ready := n.ready
+	n.mu.Unlock()
+	if !ready {
+		return
+	}
 	_, key := n.fsm.ClusterIdent()
 	if len(key) == 0 {
 		return // no cluster key yet: no grants, followers hold no lease

@@ -320,9 +320,10 @@ func (n *Node) setupRaft() (bool, error) {
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
-		MaxPool: raftconf.MaxPool,
-		Timeout: t.TransportTimeout,
-		Logger:  logger,
+		MaxPool:         raftconf.MaxPool,
+		MaxRPCsInFlight: raftconf.MaxRPCsInFlight,
+		Timeout:         t.TransportTimeout,
+		Logger:          logger,
 	})
 	n.raftAddr = string(trans.LocalAddr())
 

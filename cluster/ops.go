@@ -177,6 +177,11 @@ func (n *Node) Health() status.Health {
 		h.ActiveTime = n.activeTime
 		h.ReadyForConsistentReads = n.ready
 		n.mu.Unlock()
+		// Until its barrier applies, a new leader may not have applied
+		// entries committed in earlier terms (after a full-cluster restart
+		// nothing is applied before the first commit of the new term): its
+		// state can be arbitrarily old (found by test/chaos, kill-all).
+		h.Stale = !h.ReadyForConsistentReads
 		return h
 	}
 	if last := n.raft.LastContact(); !last.IsZero() {

@@ -31,16 +31,19 @@ type fakeNode struct {
 	fsm *fsm.FSM
 	log *raftLog
 
-	mu         sync.Mutex
-	leader     bool
-	stale      bool
-	noLeader   bool
-	leaderURL  string // follower: base URL of the leader's HTTP server
-	applied    chan struct{}
-	awaitHook  func(index uint64) // called when AwaitIndex starts waiting
-	forwards   int
-	internal   int
-	verifyErr  error
+	mu        sync.Mutex
+	leader    bool
+	stale     bool
+	noLeader  bool
+	leaderURL string // follower: base URL of the leader's HTTP server
+	applied   chan struct{}
+	awaitHook func(index uint64) // called when AwaitIndex starts waiting
+	forwards  int
+	internal  int
+	verifyErr error
+	// notReady makes a leader one whose post-election barrier has not
+	// applied yet (Health().Stale; VerifyLeader times out).
+	notReady   bool
 	httpClient *http.Client
 }
 
@@ -124,6 +127,9 @@ func (n *fakeNode) VerifyLeader(context.Context) error {
 	if !n.leader {
 		return status.ErrNotLeader
 	}
+	if n.notReady {
+		return status.ErrTimeout
+	}
 	return n.verifyErr
 }
 
@@ -168,9 +174,10 @@ func (n *fakeNode) Health() status.Health {
 		NodeID:       "fake",
 		IsLeader:     n.leader,
 		KnownLeader:  n.leader || (!n.noLeader && n.leaderURL != ""),
-		Stale:        !n.leader && (n.stale || n.noLeader),
+		Stale:        (!n.leader && (n.stale || n.noLeader)) || (n.leader && n.notReady),
 		AppliedIndex: n.fsm.LastApplied(),
 	}
+	h.ReadyForConsistentReads = n.leader && !n.notReady
 	if n.leader {
 		h.ActiveTime = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 		h.LeaderHTTPAddr = "127.0.0.1:8200"

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokend/tokend/cluster/status"
 	"github.com/tokend/tokend/fsm"
 	"github.com/tokend/tokend/httpapi/audit"
 )
@@ -359,6 +360,9 @@ func (s *server) serve(c *call) {
 	if kind == Read && (op == nil || !op.Local) && !s.readGate(c, local) {
 		return
 	}
+	if kind == Write && !s.leaderReady(c, s.node.Health()) {
+		return
+	}
 	if !s.decode(c, query) {
 		return
 	}
@@ -510,11 +514,34 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	return forwarded
 }
 
+// leaderReady holds a request on a new leader until its post-election
+// barrier has applied: before that its state may miss entries committed by
+// earlier leaders (revocations included), so neither a local read nor the
+// authentication of a write may use it. VerifyLeader returns once the
+// barrier has applied; the wait is bounded by IndexWait, then 503. It
+// reports whether the request may proceed.
+func (s *server) leaderReady(c *call, h status.Health) bool {
+	if !h.IsLeader || !h.Stale {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), s.opts.IndexWait)
+	err := s.node.VerifyLeader(ctx)
+	cancel()
+	if err != nil {
+		s.writeError(c, unavailable("leader is not ready to serve requests yet"))
+		return false
+	}
+	return true
+}
+
 // readGate enforces bounded staleness and read-your-writes before a local
 // read (DESIGN.md "Reads"). It reports whether the read may proceed. A
 // local route's request (Route.Local) is refused instead of forwarded.
 func (s *server) readGate(c *call, local bool) bool {
 	h := s.node.Health()
+	if h.IsLeader && !s.leaderReady(c, h) {
+		return false
+	}
 	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
 		// No valid read lease: the local state may miss an acknowledged
 		// revocation. Ask the leader instead (one hop, as a write), or

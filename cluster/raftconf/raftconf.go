@@ -30,6 +30,20 @@ const (
 	// MaxPool is the number of pooled outgoing connections per peer of the
 	// raft TCP transport.
 	MaxPool = 3
+	// MaxRPCsInFlight is the transport's pipeline depth. With the default
+	// (2) both channels of raft's netPipeline are unbuffered, and a
+	// follower answering AppendEntries with Success=false (routine after a
+	// restart or partition: "log not found") can leave the replication
+	// goroutine parked forever: that follower gets heartbeats but no more
+	// entries, and Raft.Shutdown waits for the goroutine, so SIGTERM never
+	// finishes (found by test/chaos: a node ignored SIGTERM for 30 s; its
+	// goroutine dump shows netPipeline.AppendEntries and decodeResponses
+	// parked). 130 gives both channels a buffer of 128 (raft's behaviour
+	// before v1.4.1): the parked state then needs 256 sends after the
+	// failed answer, while the send loop stops at its next select with
+	// probability 1/2 each time. 1 (no pipelining at all) avoids it too;
+	// 130 keeps the replication behaviour the rest was tuned with.
+	MaxRPCsInFlight = 130
 	// MaxAppendEntries bounds the entries of one AppendEntries RPC, one
 	// group commit on the leader and one FSM batch. With 64 or more
 	// concurrent writers a batch of 64 (the library default) fills up

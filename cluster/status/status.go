@@ -37,9 +37,11 @@ type Health struct {
 	// LastContact is the time since the node last heard from the leader (0 on
 	// the leader itself).
 	LastContact time.Duration
-	// Stale is true on a follower that must not answer reads from its local
-	// state: it holds no valid read lease from the leader it follows (the
-	// lease lapses within max-stale of losing contact), or no leader is known.
+	// Stale is true on a node that must not answer reads from its local
+	// state: a follower that holds no valid read lease from the leader it
+	// follows (the lease lapses within max-stale of losing contact) or knows
+	// no leader, and a leader whose post-election barrier has not applied
+	// yet (its state may miss entries committed by earlier leaders).
 	Stale bool
 	// LeaseRemaining is how long a follower's read lease still runs (0 when
 	// it has none, and on the leader).

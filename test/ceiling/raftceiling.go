@@ -128,7 +128,9 @@ func startNode(dir string, id raft.ServerID, logger hclog.Logger) (*node, error)
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, raftconf.MaxPool, TransportTimeout, logger)
+	trans, err := raft.NewTCPTransportWithConfig("127.0.0.1:0", nil, &raft.NetworkTransportConfig{
+		MaxPool: raftconf.MaxPool, MaxRPCsInFlight: raftconf.MaxRPCsInFlight, Timeout: TransportTimeout, Logger: logger,
+	})
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("start raft transport: %w", err)
