@@ -319,7 +319,7 @@ func (n *Node) setupRaft() (bool, error) {
 		return false, fmt.Errorf("start raft transport on %s: %w", n.cfg.RaftAddr, err)
 	}
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
+		Stream:          stream,
 		MaxPool:         raftconf.MaxPool,
 		MaxRPCsInFlight: raftconf.MaxRPCsInFlight,
 		Timeout:         t.TransportTimeout,
