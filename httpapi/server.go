@@ -277,11 +277,6 @@ func (s *server) serve(c *call) {
 		consistent = true
 	}
 
-	if (c.op == "POST" || c.op == "PUT") && strings.HasSuffix(c.path, "/") && !allowsTrailingSlash(c.path) {
-		s.writeError(c, badRequest(msgWriteEndingSlash))
-		return
-	}
-
 	// Read the body once, bounded, so that it can be re-sent to the leader.
 	if r.Body != nil && r.Body != http.NoBody {
 		body, err := s.readBody(c)
@@ -325,7 +320,7 @@ func (s *server) serve(c *call) {
 		if s.maybeForward(c, op.Kind == Write || r.Header.Get(headerForward) == "active-node") {
 			return
 		}
-		if !s.decode(c, query) {
+		if !s.decode(c, query) || !s.writePathOK(c) {
 			return
 		}
 		s.run(c, op, pathVals, nil, "", false)
@@ -432,6 +427,9 @@ func (s *server) serve(c *call) {
 		s.writeError(c, newError(http.StatusForbidden, msgACLDenied))
 		return
 	}
+	if !s.writePathOK(c) {
+		return
+	}
 	if route == nil {
 		if strings.HasPrefix(c.path, "auth/token/") || strings.HasPrefix(c.path, "sys/") {
 			s.writeError(c, newError(http.StatusNotFound, msgUnsupportedPath))
@@ -445,6 +443,17 @@ func (s *server) serve(c *call) {
 		return
 	}
 	s.run(c, op, pathVals, tok, clientToken, limited)
+}
+
+// writePathOK refuses a write to a path ending in '/', as Vault does. It
+// runs after authentication, so that a caller without a valid token gets
+// the same 403 on every path (RELIABILITY.md S2).
+func (s *server) writePathOK(c *call) bool {
+	if (c.op == "POST" || c.op == "PUT") && strings.HasSuffix(c.path, "/") && !allowsTrailingSlash(c.path) {
+		s.writeError(c, badRequest(msgWriteEndingSlash))
+		return false
+	}
+	return true
 }
 
 func (s *server) methodNotAllowed(c *call) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -114,7 +115,11 @@ func TestServerClusterCertMustNameNode(t *testing.T) {
 	if code, out, errOut := runArgs("operator", "gen-certs", "-dir", dir, "node-a"); code != exitOK {
 		t.Fatalf("gen-certs: %d %s %s", code, out, errOut)
 	}
-	code, _, errOut := runArgs("server", "-node-id", "node-b", "-data-dir", filepath.Join(dir, "data"),
+	keyFile := filepath.Join(dir, "token-hash.key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runArgs("server", "-node-id", "node-b", "-data-dir", filepath.Join(dir, "data"), "-token-hash-key-file", keyFile,
 		"-http-addr", "127.0.0.1:0", "-raft-addr", "127.0.0.1:0", "-gossip-addr", "127.0.0.1:0", "-bootstrap-expect", "3",
 		"-cluster-tls-cert-file", filepath.Join(dir, "node-a.pem"), "-cluster-tls-key-file", filepath.Join(dir, "node-a-key.pem"),
 		"-cluster-tls-ca-file", filepath.Join(dir, "ca.pem"))
