@@ -73,8 +73,17 @@ func (l ServerLimits) Apply(srv *http.Server) {
 // after the 413 instead of draining an endless body.
 func (s *server) readBody(c *call) ([]byte, error) {
 	if c.r.ContentLength > s.opts.MaxRequestBytes {
-		// Refuse before reading a byte of a body announced too large.
-		return nil, &http.MaxBytesError{Limit: s.opts.MaxRequestBytes}
+		// Refuse a body announced too large after one byte (a zero limit
+		// still marks the connection to be closed after the answer).
+		_, err := io.ReadAll(http.MaxBytesReader(c.w.ResponseWriter, c.r.Body, 0))
+		if err == nil {
+			err = &http.MaxBytesError{Limit: s.opts.MaxRequestBytes}
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			mbe.Limit = s.opts.MaxRequestBytes
+		}
+		return nil, err
 	}
 	return io.ReadAll(http.MaxBytesReader(c.w.ResponseWriter, c.r.Body, s.opts.MaxRequestBytes))
 }
