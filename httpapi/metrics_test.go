@@ -114,6 +114,8 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		e.do("GET", "/v1/sys/health?activecode="+code, "", "")
 	}
 	e.do("GET", "/v1/sys/health?activecode=999", "", "")
+	// Node-to-node traffic has its own label.
+	e.do("POST", InternalPathPrefix+"lease", "", `{}`)
 	fams, body := scrape(t, e.srv.URL, e.root)
 	for _, tc := range []struct {
 		labels map[string]string
@@ -127,6 +129,7 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		{reqLabels("/v1/sys/health", "GET", "2xx"), 2},
 		{reqLabels("/v1/sys/health", "GET", "472"), 1},
 		{reqLabels("/v1/sys/health", "GET", "other"), 1},
+		{reqLabels(routeInternal, "POST", "404"), 1},
 		// The first scrape, answered before the second was taken.
 		{reqLabels("/v1/sys/metrics", "GET", "200"), 1},
 	} {
