@@ -406,7 +406,9 @@ func (rs *restorer) batchKey(k *BatchKey) error {
 	return nil
 }
 
-func (rs *restorer) token(t *Token) error {
+// token stores one token record; decoded says it came from a tokenDecoder
+// (its strings are shared already).
+func (rs *restorer) token(t *Token, decoded bool) error {
 	if !rs.sawMeta {
 		return badSnapshot("record %d: token before meta", rs.n)
 	}
@@ -416,7 +418,7 @@ func (rs *restorer) token(t *Token) error {
 	if err := rs.st.checkNewToken("restore", t); err != nil {
 		return badSnapshot("record %d: %v", rs.n, err)
 	}
-	rs.st.insertPrimary(t)
+	rs.st.insertPrimary(t, decoded)
 	return nil
 }
 
@@ -443,6 +445,7 @@ func (rs *restorer) end(rec *snapRecord) error {
 // readV2 reads the framed records of version 2.
 func (rs *restorer) readV2(br *bufio.Reader) error {
 	var body []byte
+	dec := &tokenDecoder{strs: make(map[string]string), tokens: rs.st.tokens}
 	for ; ; rs.n++ {
 		kind, err := br.ReadByte()
 		if err != nil {
@@ -460,12 +463,12 @@ func (rs *restorer) readV2(br *bufio.Reader) error {
 			return badSnapshot("truncated after %d records", rs.n)
 		}
 		if kind == frameToken {
-			t, err := decodeToken(body)
+			t, err := dec.decode(body)
 			if err != nil {
 				// Secrecy: no body bytes in the error.
 				return badSnapshot("record %d does not decode", rs.n)
 			}
-			if err := rs.token(t); err != nil {
+			if err := rs.token(t, true); err != nil {
 				return err
 			}
 			continue

@@ -83,7 +83,7 @@ func newState() *state {
 // insert stores t and indexes it. The caller has checked uniqueness; t is a
 // new record, now owned by the state (insert interns its strings).
 func (s *state) insert(t *Token) {
-	s.insertPrimary(t)
+	s.insertPrimary(t, false)
 	s.indexChild(t)
 	if t.ExpireTime != 0 {
 		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
@@ -94,9 +94,15 @@ func (s *state) insert(t *Token) {
 }
 
 // insertPrimary stores t in the token map and the accessor index only
-// (Restore builds the other indexes once every token is in).
-func (s *state) insertPrimary(t *Token) {
-	s.internToken(t)
+// (Restore builds the other indexes once every token is in). decoded says
+// t's strings were already shared by a tokenDecoder: only its policy list
+// still needs sharing.
+func (s *state) insertPrimary(t *Token, decoded bool) {
+	if decoded {
+		t.Policies = s.internPolicies(t.Policies)
+	} else {
+		s.internToken(t)
+	}
 	s.tokens[t.Hash] = t
 	s.accessors[t.Accessor] = t.Hash
 }

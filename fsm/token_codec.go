@@ -185,9 +185,47 @@ func pair(b []byte) (string, []byte, bool) {
 	return string(k), v, true
 }
 
+// tokenDecoder decodes many tokens (a restore), sharing repeated strings as
+// it goes: a repeated value is looked up without allocating a copy, which
+// keeps a million-token restore from making a million copies of
+// "auth/token/create" only to throw them away (see intern.go).
+type tokenDecoder struct {
+	strs   map[string]string // low-cardinality values seen so far
+	tokens map[string]*Token // tokens stored so far, for parent links
+}
+
+// maxDecoderStrings bounds tokenDecoder.strs.
+const maxDecoderStrings = 4096
+
+func (d *tokenDecoder) str(v []byte) string {
+	if d == nil {
+		return string(v)
+	}
+	if s, ok := d.strs[string(v)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := in(string(v))
+	if len(d.strs) < maxDecoderStrings {
+		d.strs[s] = s
+	}
+	return s
+}
+
+func (d *tokenDecoder) parent(v []byte) string {
+	if d != nil {
+		if p, ok := d.tokens[string(v)]; ok {
+			return p.Hash
+		}
+	}
+	return string(v)
+}
+
 // decodeToken decodes a token written by appendToken. Lists and maps
 // decode as nil when empty, as the JSON encoding (omitempty) does.
-func decodeToken(b []byte) (*Token, error) {
+func decodeToken(b []byte) (*Token, error) { return (*tokenDecoder)(nil).decode(b) }
+
+// decode is decodeToken sharing strings through d (d may be nil).
+func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 	t := &Token{}
 	r := tokenReader{b: b}
 	for len(r.b) > 0 && !r.err {
@@ -233,9 +271,9 @@ func decodeToken(b []byte) (*Token, error) {
 		case tfAccessor:
 			t.Accessor = string(v)
 		case tfParent:
-			t.Parent = string(v)
+			t.Parent = d.parent(v)
 		case tfPolicy:
-			t.Policies = append(t.Policies, string(v))
+			t.Policies = append(t.Policies, d.str(v))
 		case tfMeta:
 			k, val, ok := pair(v)
 			if !ok {
@@ -244,21 +282,21 @@ func decodeToken(b []byte) (*Token, error) {
 			if t.Meta == nil {
 				t.Meta = make(map[string]string, 1)
 			}
-			t.Meta[k] = string(val)
+			t.Meta[d.str([]byte(k))] = string(val)
 		case tfDisplayName:
-			t.DisplayName = string(v)
+			t.DisplayName = d.str(v)
 		case tfPath:
-			t.Path = string(v)
+			t.Path = d.str(v)
 		case tfType:
-			t.Type = string(v)
+			t.Type = d.str(v)
 		case tfRole:
-			t.Role = string(v)
+			t.Role = d.str(v)
 		case tfEntityID:
-			t.EntityID = string(v)
+			t.EntityID = d.str(v)
 		case tfBoundCIDR:
-			t.BoundCIDRs = append(t.BoundCIDRs, string(v))
+			t.BoundCIDRs = append(t.BoundCIDRs, d.str(v))
 		case tfDialect:
-			t.Dialect = string(v)
+			t.Dialect = d.str(v)
 		case tfExt:
 			k, val, ok := pair(v)
 			if !ok {

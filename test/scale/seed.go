@@ -28,12 +28,13 @@ var adapterMagic = []byte("tkdsnap1")
 // shape: "hvs." and 24 characters).
 func TokenID(i int) string { return fmt.Sprintf("hvs.scale%015d", i) }
 
-// Token is seeded token i as httpapi would have created it at now through
-// auth/token/create: every fourth token is an orphan, the others are
-// children of the orphan before them (parent is its hash); every third has
-// an extra policy, every fifth carries meta.
+// Token is seeded token i as httpapi would have created it through
+// auth/token/create, i microseconds after now (so creation and expiry
+// times differ, as they do for real tokens): every fourth token is an
+// orphan, the others are children of the orphan before them (parent is its
+// hash); every third has an extra policy, every fifth carries meta.
 func Token(h *fsm.Hasher, i int, parent string, now time.Time) fsm.Token {
-	ns := now.UnixNano()
+	ns := now.UnixNano() + int64(i)*int64(time.Microsecond)
 	const ttl = 768 * 3600
 	t := fsm.Token{
 		Hash:         h.Hash(TokenID(i)),
@@ -122,7 +123,7 @@ func Seed(raftDir string, h *fsm.Hasher, first, n int, now time.Time) (Result, e
 			t.Parent = ""
 			parent = t.Hash
 		}
-		entry, err := fsm.Encode(fsm.CreateToken{Token: t, Now: now.UnixNano()})
+		entry, err := fsm.Encode(fsm.CreateToken{Token: t, Now: t.CreationTime})
 		if err != nil {
 			return Result{}, err
 		}
