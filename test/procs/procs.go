@@ -250,8 +250,8 @@ func (c *Cluster) signal(i int, sig syscall.Signal) {
 }
 
 // Do sends one HTTP request to node i and returns status and body (status 0
-// on a transport error).
-func (c *Cluster) Do(i int, method, path, token, body string) (int, []byte) {
+// on a transport error). headers are extra name, value pairs.
+func (c *Cluster) Do(i int, method, path, token, body string, headers ...string) (int, []byte) {
 	var rd io.Reader
 	if body != "" {
 		rd = bytes.NewReader([]byte(body))
@@ -262,6 +262,9 @@ func (c *Cluster) Do(i int, method, path, token, body string) (int, []byte) {
 	}
 	if token != "" {
 		req.Header.Set("X-Vault-Token", token)
+	}
+	for k := 0; k+1 < len(headers); k += 2 {
+		req.Header.Set(headers[k], headers[k+1])
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
