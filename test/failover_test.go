@@ -32,11 +32,14 @@ func TestProcessLeaderKill(t *testing.T) {
 }
 
 // TestProcessLeaderKillClusterTLS is TestProcessLeaderKill with the nodes
-// talking over mutual TLS, certificates made by tokend operator gen-certs.
-// First it checks that the real processes refuse plaintext on the raft
-// port (S8c) and forwarded requests on the client port.
+// talking over mutual TLS, certificates made by tokend operator gen-certs,
+// and the HTTP API served over TLS with the same certificates: client TLS
+// on a multi-node cluster (refused before cluster TLS existed, since
+// forwarding spoke plain HTTP to the leader's TLS listener). First it
+// checks that the real processes refuse plaintext on the raft port (S8c)
+// and hop-marked requests on the client port.
 func TestProcessLeaderKillClusterTLS(t *testing.T) {
-	c := procs.NewWith(t, 3, procs.Options{ClusterTLS: true})
+	c := procs.NewWith(t, 3, procs.Options{ClusterTLS: true, ClientTLS: true})
 	for i, n := range c.Nodes {
 		conn, err := net.DialTimeout("tcp", n.RaftAddr, 2*time.Second)
 		if err != nil {

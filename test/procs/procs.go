@@ -6,6 +6,8 @@ package procs
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,8 +71,9 @@ type Cluster struct {
 	Nodes     []*Node
 	RootToken string
 	// CertDir holds the gen-certs output when the cluster runs cluster TLS.
-	CertDir string
-	client  *http.Client
+	CertDir   string
+	clientTLS bool
+	client    *http.Client
 }
 
 // Options tune a process cluster; the zero value is plain TCP between
@@ -79,6 +82,10 @@ type Options struct {
 	// ClusterTLS creates a CA and node certificates with `tokend operator
 	// gen-certs` and starts every node with -cluster-tls-*.
 	ClusterTLS bool
+	// ClientTLS (with ClusterTLS) also serves every node's HTTP API over
+	// TLS with its gen-certs certificate (SANs localhost and 127.0.0.1);
+	// Do then speaks https trusting the generated CA.
+	ClientTLS bool
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
@@ -101,6 +108,16 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 		}
 		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
 			t.Fatalf("tokend operator gen-certs: %v\n%s", err, out)
+		}
+		if opts.ClientTLS {
+			pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			c.clientTLS = true
+			c.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -198,6 +215,11 @@ func (c *Cluster) Start(i int) {
 			"-cluster-tls-key-file", filepath.Join(c.CertDir, n.ID+"-key.pem"),
 			"-cluster-tls-ca-file", filepath.Join(c.CertDir, "ca.pem"))
 	}
+	if c.clientTLS {
+		args = append(args,
+			"-tls-cert-file", filepath.Join(c.CertDir, n.ID+".pem"),
+			"-tls-key-file", filepath.Join(c.CertDir, n.ID+"-key.pem"))
+	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -256,7 +278,11 @@ func (c *Cluster) Do(i int, method, path, token, body string, headers ...string)
 	if body != "" {
 		rd = bytes.NewReader([]byte(body))
 	}
-	req, err := http.NewRequest(method, "http://"+c.Nodes[i].HTTPAddr+path, rd)
+	scheme := "http://"
+	if c.clientTLS {
+		scheme = "https://"
+	}
+	req, err := http.NewRequest(method, scheme+c.Nodes[i].HTTPAddr+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
