@@ -154,8 +154,8 @@
 // Costs. Handshakes happen when raft (re)connects, which it does per
 // peer and pool slot, and when the forwarding pool grows; dials resume TLS
 // sessions (VerifyConnection still checks the chain). Handshakes run on
-// their own goroutines (at most 64 at a time, each bounded by
-// TransportTimeout), so a silent client never stalls raft's accept loop.
+// their own goroutines (at most 256 at a time, each bounded by
+// TransportTimeout), so a silent client does not stall raft's accept loop.
 // Close keeps the tracked-stream semantics: it closes every accepted raft
 // connection and connections still in their handshake.
 //

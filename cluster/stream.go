@@ -31,7 +31,7 @@ import (
 // accepts) before any of its bytes reach raft or HTTP; the ALPN protocol
 // then routes it to raft (Accept) or to the forwarding listener (Forward).
 // Handshakes run on their own goroutines, bounded in number and time, so a
-// client that connects and stays silent never stalls raft's accept loop.
+// client that connects and stays silent does not stall raft's accept loop.
 type trackedStream struct {
 	ln       net.Listener
 	waitIdle time.Duration
@@ -68,9 +68,9 @@ type peerPolicy interface {
 	expectedAt(addr string) []string
 }
 
-// maxHandshakes bounds TLS handshakes in progress on the cluster port;
-// connections beyond it are closed at once.
-const maxHandshakes = 64
+// maxHandshakes bounds TLS handshakes in progress on the cluster port
+// (memory and CPU); the accept loop waits while the limit is reached.
+const maxHandshakes = 256
 
 var _ raft.StreamLayer = (*trackedStream)(nil)
 
@@ -172,11 +172,16 @@ func (s *trackedStream) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		// At the limit, wait for a slot instead of dropping the
+		// connection: a burst of legitimate dials (a pool of forwarding
+		// connections, raft reconnecting after an election) must not lose
+		// connections. Further clients wait in the kernel's backlog; a
+		// flood of silent ones delays them by at most handshakeTimeout.
 		select {
 		case s.slots <- struct{}{}:
-		default:
-			c.Close() // too many handshakes in progress
-			continue
+		case <-s.done:
+			c.Close()
+			return
 		}
 		s.mu.Lock()
 		if s.closed {
@@ -299,6 +304,13 @@ func (s *trackedStream) Close() error {
 	close(s.done)
 	err := s.ln.Close()
 	for c := range s.conns {
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			// Close the socket itself: tls.Conn.Close first writes a
+			// close_notify, which can block (up to 5 s) on a peer that
+			// does not read, and s.mu is held here.
+			tc.NetConn().Close()
+			continue
+		}
 		c.Conn.Close()
 	}
 	for c := range s.raw {

@@ -2,6 +2,8 @@ package test
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -26,19 +28,41 @@ func TestProcessLeaderKill(t *testing.T) {
 		}
 		tries = n
 	}
-	leaderKill(t, tries, procs.Options{})
+	leaderKill(t, tries, procs.New(t, 3))
 }
 
 // TestProcessLeaderKillClusterTLS is TestProcessLeaderKill with the nodes
-// talking over mutual TLS, certificates made by tokend operator gen-certs.
+// talking over mutual TLS, certificates made by tokend operator gen-certs,
+// and the HTTP API served over TLS with the same certificates: client TLS
+// on a multi-node cluster (refused before cluster TLS existed, since
+// forwarding spoke plain HTTP to the leader's TLS listener). First it
+// checks that the real processes refuse plaintext on the raft port (S8c)
+// and hop-marked requests on the client port.
 func TestProcessLeaderKillClusterTLS(t *testing.T) {
-	leaderKill(t, 2, procs.Options{ClusterTLS: true})
+	c := procs.NewWith(t, 3, procs.Options{ClusterTLS: true, ClientTLS: true})
+	for i, n := range c.Nodes {
+		conn, err := net.DialTimeout("tcp", n.RaftAddr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = conn.Write([]byte("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n"))
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if len(b) > 0 && b[0] != 0x15 { // at most a TLS alert record
+			t.Errorf("node %d: plaintext on the raft port answered %q", i, b)
+		}
+		status, body := c.Do(i, http.MethodPost, "/v1/auth/token/create", c.RootToken, `{"ttl":"1h"}`, "X-Tokend-Forwarded", "node9")
+		if status != http.StatusForbidden {
+			t.Errorf("node %d: hop-marked request on the client port: %d %s, want 403", i, status, body)
+		}
+	}
+	leaderKill(t, 2, c)
 }
 
 // leaderKill kills the leader tries times and checks writes resume and no
 // acknowledged token is lost.
-func leaderKill(t *testing.T, tries int, opts procs.Options) {
-	c := procs.NewWith(t, 3, opts)
+func leaderKill(t *testing.T, tries int, c *procs.Cluster) {
 	var tokens []string
 	create := func(i int) (string, bool) {
 		status, body := c.Do(i, http.MethodPost, "/v1/auth/token/create", c.RootToken, `{"ttl":"1h"}`)

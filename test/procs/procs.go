@@ -7,6 +7,8 @@ package procs
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -71,9 +73,10 @@ type Cluster struct {
 	Nodes     []*Node
 	RootToken string
 	// CertDir holds the gen-certs output when the cluster runs cluster TLS.
-	CertDir string
-	client  *http.Client
-	opts    Options
+	CertDir   string
+	clientTLS bool
+	client    *http.Client
+	opts      Options
 
 	// Dir holds the nodes' data dirs, logs and the key files.
 	Dir string
@@ -95,6 +98,10 @@ type Options struct {
 	Args func(i int) []string
 	// Env is added to every node's environment.
 	Env []string
+	// ClientTLS (with ClusterTLS) also serves every node's HTTP API over
+	// TLS with its gen-certs certificate (SANs localhost and 127.0.0.1);
+	// Do then speaks https trusting the generated CA.
+	ClientTLS bool
 }
 
 // New starts n processes with -bootstrap-expect n, waits for a leader and
@@ -130,6 +137,16 @@ func NewWith(t testing.TB, n int, opts Options) *Cluster {
 		}
 		if out, err := exec.Command(c.bin, args...).CombinedOutput(); err != nil {
 			t.Fatalf("tokend operator gen-certs: %v\n%s", err, out)
+		}
+		if opts.ClientTLS {
+			pem, err := os.ReadFile(filepath.Join(c.CertDir, "ca.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			c.clientTLS = true
+			c.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -240,6 +257,11 @@ func (c *Cluster) Start(i int) {
 	if c.opts.Args != nil {
 		args = append(args, c.opts.Args(i)...)
 	}
+	if c.clientTLS {
+		args = append(args,
+			"-tls-cert-file", filepath.Join(c.CertDir, n.ID+".pem"),
+			"-tls-key-file", filepath.Join(c.CertDir, n.ID+"-key.pem"))
+	}
 	cmd := exec.Command(c.bin, args...)
 	if len(c.opts.Env) > 0 {
 		cmd.Env = append(os.Environ(), c.opts.Env...)
@@ -295,18 +317,25 @@ func (c *Cluster) signal(i int, sig syscall.Signal) {
 }
 
 // Do sends one HTTP request to node i and returns status and body (status 0
-// on a transport error).
-func (c *Cluster) Do(i int, method, path, token, body string) (int, []byte) {
+// on a transport error). headers are extra name, value pairs.
+func (c *Cluster) Do(i int, method, path, token, body string, headers ...string) (int, []byte) {
 	var rd io.Reader
 	if body != "" {
 		rd = bytes.NewReader([]byte(body))
 	}
-	req, err := http.NewRequest(method, "http://"+c.Nodes[i].HTTPAddr+path, rd)
+	scheme := "http://"
+	if c.clientTLS {
+		scheme = "https://"
+	}
+	req, err := http.NewRequest(method, scheme+c.Nodes[i].HTTPAddr+path, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("X-Vault-Token", token)
+	}
+	for k := 0; k+1 < len(headers); k += 2 {
+		req.Header.Set(headers[k], headers[k+1])
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
