@@ -160,10 +160,11 @@ func New(cfg Config) (*Node, error) {
 	n.logger.Info("node started", "node_id", n.id, "raft_addr", n.raftAddr,
 		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing)
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.eventLoop()
 	go n.observerLoop()
 	go n.leaderMonitor()
+	go n.reconnectLoop()
 	if len(cfg.Join) > 0 {
 		n.wg.Add(1)
 		go n.joinLoop()
