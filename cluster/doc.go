@@ -27,9 +27,8 @@
 // FailedGrace and only if the remaining alive voters keep a quorum; every
 // two probe intervals a node re-joins one member gossip declared failed
 // (reconnect.go), since memberlist itself never contacts a dead member
-// again. The
-// leader never removes itself; a leader that shuts down first transfers
-// leadership.
+// again. The leader never removes itself; a leader that shuts down first
+// transfers leadership.
 //
 // memberlist reports a graceful leave and a failure through the same
 // callback, so a leaving node first broadcasts Leaving=true in its metadata.
