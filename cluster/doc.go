@@ -39,9 +39,11 @@
 // leader reconciles raft with gossip on every gossip event and every
 // ReconcileInterval: an alive member that is not a voter is added; a member
 // that left gracefully is removed; a failed member is removed only after
-// FailedGrace and only if the remaining alive voters keep a quorum. The
-// leader never removes itself; a leader that shuts down first transfers
-// leadership.
+// FailedGrace and only if the remaining alive voters keep a quorum; every
+// two probe intervals a node re-joins one member gossip declared failed
+// (reconnect.go), since memberlist itself never contacts a dead member
+// again. The leader never removes itself; a leader that shuts down first
+// transfers leadership.
 //
 // memberlist reports a graceful leave and a failure through the same
 // callback, so a leaving node first broadcasts Leaving=true in its metadata.

@@ -231,11 +231,12 @@ func New(cfg Config) (*Node, error) {
 		"gossip_addr", n.gossipAddr, "http_addr", cfg.HTTPAddr, "existing_state", existing,
 		"cluster_tls", cfg.TLS != nil)
 
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.keyringLoop()
 	go n.eventLoop()
 	go n.observerLoop()
 	go n.leaderMonitor()
+	go n.reconnectLoop()
 	if len(cfg.Join) > 0 {
 		n.wg.Add(1)
 		go n.joinLoop()
