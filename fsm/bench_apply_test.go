@@ -56,6 +56,14 @@ var applyBenches = map[Type]applyBench{
 		f, _ := populated(base)
 		return f, entries(tb, n, func(int) Command { return SetClusterIdent{ClusterID: "c", IndexKey: key('i')} })
 	},
+	TypeSetGossipKeyring: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
+		// Each entry replaces the keyring the one before it set (Prev is
+		// the version it expects).
+		f, _ := populated(base)
+		return f, entries(tb, n, func(i int) Command {
+			return SetGossipKeyring{Keys: [][]byte{key('g'), key('h')}, Prev: uint64(i)}
+		})
+	},
 	TypeSetPolicy: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		f, _ := populated(base)
 		return f, entries(tb, n, func(i int) Command {
