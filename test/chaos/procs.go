@@ -3,6 +3,8 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,7 +56,10 @@ type Cluster struct {
 	RootToken string
 	MaxStale  time.Duration
 	Netns     bool
-	client    *http.Client
+	// HashKeyFile is every node's -token-hash-key-file (outside the data
+	// dirs, mode 0600).
+	HashKeyFile string
+	client      *http.Client
 }
 
 // NewCluster lays out n nodes under base. In a private namespace node k is
@@ -63,6 +68,14 @@ type Cluster struct {
 func NewCluster(bin, base string, n int, netns bool, maxStale time.Duration) (*Cluster, error) {
 	c := &Cluster{Bin: bin, MaxStale: maxStale, Netns: netns,
 		client: &http.Client{Timeout: 3 * time.Second}}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	c.HashKeyFile = filepath.Join(base, "token-hash.key")
+	if err := os.WriteFile(c.HashKeyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	for k := 0; k < n; k++ {
 		p := &Proc{
 			ID:      fmt.Sprintf("n%d", k+1),
@@ -120,6 +133,7 @@ func (c *Cluster) Start(k int) error {
 	args := []string{"server",
 		"-node-id", p.ID,
 		"-data-dir", p.DataDir,
+		"-token-hash-key-file", c.HashKeyFile,
 		"-http-addr", p.HTTPAddr,
 		"-raft-addr", p.RaftAddr,
 		"-gossip-addr", p.Gossip,
