@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -80,60 +79,6 @@ func FuzzCreateRequest(f *testing.F) {
 			}
 			if rec.Code != 200 && !strings.HasPrefix(rec.Body.String(), `{"errors":[`) {
 				t.Fatalf("%s %q: %d without an error envelope: %s", path, body, rec.Code, rec.Body.String())
-			}
-		}
-	})
-}
-
-// BenchmarkLookupSelf measures GET lookup-self through the whole adapter
-// (auth, gates, envelope, index header), in parallel.
-func BenchmarkLookupSelf(b *testing.B) {
-	node := newFakeLeader()
-	root, err := InitRoot(context.Background(), node, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := New(node, Options{})
-	rec := record(h, "GET", "/v1/auth/token/lookup-self", root, "")
-	size := rec.Body.Len()
-	b.ReportAllocs()
-	b.SetBytes(int64(size))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := httptest.NewRequest("GET", "/v1/auth/token/lookup-self", nil)
-			req.Header.Set("X-Vault-Token", root)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != 200 {
-				b.Fatalf("status %d", w.Code)
-			}
-		}
-	})
-}
-
-// BenchmarkBareHandler is the baseline for BenchmarkLookupSelf: a plain
-// handler writing a body of the same size.
-func BenchmarkBareHandler(b *testing.B) {
-	node := newFakeLeader()
-	root, err := InitRoot(context.Background(), node, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := record(New(node, Options{}), "GET", "/v1/auth/token/lookup-self", root, "").Body.Bytes()
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(body)
-	})
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := httptest.NewRequest("GET", "/v1/auth/token/lookup-self", nil)
-			req.Header.Set("X-Vault-Token", root)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != 200 {
-				b.Fatal(fmt.Sprint(w.Code))
 			}
 		}
 	})

@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,7 +92,13 @@ func BenchmarkFollowerLookupSelf(b *testing.B) {
 
 func BenchmarkBareHandler(b *testing.B) {
 	// Body size of a lookup-self response for a typical token.
-	body := bytes.Repeat([]byte("x"), lookupSelfBodySize(b))
+	runGets(b, startBareHandler(b, lookupSelfBodySize(b))+"/v1/auth/token/lookup-self", "")
+}
+
+// startBareHandler serves ceiling (a): a bare net/http handler answering
+// every request with a body of size bytes. It returns the base URL.
+func startBareHandler(b *testing.B, size int) string {
+	body := bytes.Repeat([]byte("x"), size)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -100,7 +109,110 @@ func BenchmarkBareHandler(b *testing.B) {
 	})}
 	go srv.Serve(ln) //nolint:errcheck // ErrServerClosed at the end
 	b.Cleanup(func() { srv.Close() })
-	runGets(b, "http://"+ln.Addr().String()+"/v1/auth/token/lookup-self", "")
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkFollowerLookupSelfRatio measures lookup-self on a follower and
+// ceiling (a) in the same run, alternating: ratioRounds rounds of
+// ratioRound each, 64 keep-alive clients, the ceiling's body the size of
+// the follower's own lookup-self answer. It reports both rates (median
+// over the rounds) and the median of the per-round ratios, which is less
+// sensitive to the machine's load drifting than two benchmarks run one
+// after the other. It does its own timing: run it with -benchtime=1x.
+func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
+	const (
+		ratioRounds = 5
+		ratioRound  = 2 * time.Second
+	)
+	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming()})
+	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.WaitForIndex(c.Cluster(c.LeaderIndex()).AppliedIndex())
+	follower := c.Addr(c.Followers()[0]) + "/v1/auth/token/lookup-self"
+	token := secret.Auth.ClientToken
+	size := bodySize(b, follower, token)
+	bare := startBareHandler(b, size) + "/v1/auth/token/lookup-self"
+	client := benchHTTPClient()
+	// Warm both up (connections, caches) before the first measured round.
+	driveFor(b, client, follower, token, ratioRound/4)
+	driveFor(b, client, bare, "", ratioRound/4)
+	var tokend, ceiling, ratios []float64
+	b.ResetTimer()
+	for range ratioRounds {
+		t := driveFor(b, client, follower, token, ratioRound)
+		a := driveFor(b, client, bare, "", ratioRound)
+		tokend, ceiling, ratios = append(tokend, t), append(ceiling, a), append(ratios, t/a)
+	}
+	b.StopTimer()
+	b.ReportMetric(median(tokend), "lookups/s")
+	b.ReportMetric(median(ceiling), "ceiling/s")
+	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(float64(size), "body-bytes")
+}
+
+// driveFor sends GETs of url from benchConcurrency keep-alive clients for
+// d and returns the rate of 200 answers per second.
+func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) float64 {
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range benchConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				if token != "" {
+					req.Header.Set("X-Vault-Token", token)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("%s: status %d", url, resp.StatusCode)
+					return
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(ok.Load()) / time.Since(start).Seconds()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// bodySize is the length of the body of a GET of url with token.
+func bodySize(b *testing.B, url, token string) int {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("%s: status %d: %s", url, resp.StatusCode, data)
+	}
+	return len(data)
 }
 
 // lookupSelfBodySize measures a real lookup-self body on a one-node cluster.
@@ -110,16 +222,9 @@ func lookupSelfBodySize(b *testing.B) int {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, c.Addr(0)+"/v1/auth/token/lookup-self", nil)
-	req.Header.Set("X-Vault-Token", secret.Auth.ClientToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	size := bodySize(b, c.Addr(0)+"/v1/auth/token/lookup-self", secret.Auth.ClientToken)
 	c.StopAll()
-	return len(data)
+	return size
 }
 
 func BenchmarkClusterCreate(b *testing.B) {
