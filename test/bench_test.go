@@ -199,20 +199,28 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// bodySize is the length of the body of a GET of url with token.
+// bodySize is the length of the body of a GET of url with token. It waits
+// (bounded) for a 200: a follower that just started answers 503 until it
+// holds its first read lease.
 func bodySize(b *testing.B, url, token string) int {
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	req.Header.Set("X-Vault-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("X-Vault-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return len(data)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			b.Fatalf("%s: status %d: %s", url, resp.StatusCode, data)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("%s: status %d: %s", url, resp.StatusCode, data)
-	}
-	return len(data)
 }
 
 // lookupSelfBodySize measures a real lookup-self body on a one-node cluster.
