@@ -147,7 +147,7 @@ func (s *server) auditResponse(c *call, status int) bool {
 			e.Error = strings.ReplaceAll(e.Error, sec, h.Hash(sec))
 		}
 	case c.resp != nil:
-		e.Response.Data = audit.Redact(c.resp.Data, h)
+		e.Response.Data = audit.Redact(c.resp.data(), h)
 		if c.resp.Raw != nil {
 			if m, ok := audit.RedactValue(c.resp.Raw, h).(map[string]any); ok {
 				e.Response.Data = m

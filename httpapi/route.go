@@ -94,6 +94,19 @@ type Response struct {
 	Raw any
 	// Status overrides 200 (Bare routes, e.g. sys/health).
 	Status int
+
+	// lookup, when set, is the data (Data is nil): a token's lookup object
+	// kept typed, so that the read path encodes it without building a map
+	// (encode.go).
+	lookup *lookupView
+}
+
+// data is the response's data as a map, whichever way it is held.
+func (r *Response) data() map[string]any {
+	if r.lookup != nil {
+		return r.lookup.data()
+	}
+	return r.Data
 }
 
 // Auth is Vault's "auth" object, fields in Vault's order.

@@ -637,7 +637,7 @@ func (s *server) writeResponse(c *call, resp *Response) {
 	if resp != nil && c.req != nil && c.req.Data != nil && len(c.req.Data.Unknown()) > 0 {
 		resp.Warnings = append(resp.Warnings, msgUnrecognizedParam+"["+strings.Join(c.req.Data.Unknown(), " ")+"]")
 	}
-	if resp == nil || (resp.Data == nil && resp.Auth == nil && len(resp.Warnings) == 0) {
+	if resp == nil || (resp.Data == nil && resp.lookup == nil && resp.Auth == nil && len(resp.Warnings) == 0) {
 		c.w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -660,10 +660,11 @@ func (s *server) writeResponse(c *call, resp *Response) {
 		MountType: mount,
 	}
 	if c.route.Inject {
+		env.Data = resp.data()
 		writeJSON(c.w, st, injected{env})
 		return
 	}
-	writeJSON(c.w, st, env)
+	writeEnvelope(c.w, st, env, resp.lookup)
 }
 
 // writeError renders {"errors":[…]} with the status from errorResponse.
