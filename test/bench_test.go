@@ -136,13 +136,26 @@ func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	bare := startBareHandler(b, size) + "/v1/auth/token/lookup-self"
 	client := benchHTTPClient()
 	// Warm both up (connections, caches) before the first measured round.
-	driveFor(b, client, follower, token, ratioRound/4)
-	driveFor(b, client, bare, "", ratioRound/4)
+	_, _ = driveFor(b, client, follower, token, ratioRound/4)
+	_, _ = driveFor(b, client, bare, "", ratioRound/4)
 	var tokend, ceiling, ratios []float64
+	redone := 0
 	b.ResetTimer()
 	for range ratioRounds {
-		t := driveFor(b, client, follower, token, ratioRound)
-		a := driveFor(b, client, bare, "", ratioRound)
+		// On a saturated machine the follower may lose its read lease for a
+		// moment and answer 503: such a round is not a measurement of the
+		// read path; it is redone (a bounded number of times) and counted.
+		t, bad := driveFor(b, client, follower, token, ratioRound)
+		for ; bad > 0; t, bad = driveFor(b, client, follower, token, ratioRound) {
+			b.Logf("round redone: %d non-200 answers from the follower", bad)
+			if redone++; redone > 2*ratioRounds {
+				b.Fatalf("the follower keeps answering non-200 (%d in the last round)", bad)
+			}
+		}
+		a, bad := driveFor(b, client, bare, "", ratioRound)
+		if bad > 0 {
+			b.Fatalf("ceiling: %d non-200 answers", bad)
+		}
 		tokend, ceiling, ratios = append(tokend, t), append(ceiling, a), append(ratios, t/a)
 	}
 	b.StopTimer()
@@ -150,12 +163,14 @@ func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	b.ReportMetric(median(ceiling), "ceiling/s")
 	b.ReportMetric(median(ratios), "ratio")
 	b.ReportMetric(float64(size), "body-bytes")
+	b.ReportMetric(float64(redone), "redone-rounds")
 }
 
 // driveFor sends GETs of url from benchConcurrency keep-alive clients for
-// d and returns the rate of 200 answers per second.
-func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) float64 {
-	var ok atomic.Int64
+// d and returns the rate of 200 answers per second and the number of other
+// answers (a client stops at its first one).
+func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) (float64, int64) {
+	var ok, bad atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	deadline := start.Add(d)
@@ -176,7 +191,7 @@ func driveFor(b *testing.B, client *http.Client, url, token string, d time.Durat
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
-					b.Errorf("%s: status %d", url, resp.StatusCode)
+					bad.Add(1)
 					return
 				}
 				ok.Add(1)
@@ -184,7 +199,7 @@ func driveFor(b *testing.B, client *http.Client, url, token string, d time.Durat
 		}()
 	}
 	wg.Wait()
-	return float64(ok.Load()) / time.Since(start).Seconds()
+	return float64(ok.Load()) / time.Since(start).Seconds(), bad.Load()
 }
 
 func median(xs []float64) float64 {
