@@ -122,3 +122,30 @@ func TestWriteEnvelope(t *testing.T) {
 		t.Fatalf("unencodable data: %d %q", got.Code, got.Body)
 	}
 }
+
+// TestIndexHeaderCache: the cached X-Vault-Index value is the one
+// encodeIndexState computes for the current identity and index, and a new
+// index or identity is never answered with an old value.
+func TestIndexHeaderCache(t *testing.T) {
+	s := &server{}
+	key1, key2 := []byte("k1-0123456789abcdef0123456789abc"), []byte("k2-0123456789abcdef0123456789abc")
+	for _, tc := range []struct {
+		id    string
+		key   []byte
+		index uint64
+	}{
+		{"c1", key1, 5}, {"c1", key1, 5}, {"c1", key1, 6}, {"c2", key1, 6}, {"c2", key2, 6}, {"c2", key2, 5},
+	} {
+		got := s.indexHeader(tc.id, tc.key, tc.index)
+		if want := encodeIndexState(tc.id, tc.key, tc.index); len(got) != 1 || got[0] != want {
+			t.Fatalf("indexHeader(%s, %s, %d) = %v, want [%s]", tc.id, tc.key, tc.index, got, want)
+		}
+	}
+	// The cache keeps its own copy of the key.
+	key := []byte("k3-0123456789abcdef0123456789abc")
+	first := s.indexHeader("c3", key, 9)[0]
+	key[0] = 'X'
+	if got := s.indexHeader("c3", key, 9)[0]; got == first || got != encodeIndexState("c3", key, 9) {
+		t.Fatal("a changed key was answered from the cache")
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,6 +27,30 @@ func encodeIndexState(clusterID string, key []byte, index uint64) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(state))
 	return base64.StdEncoding.EncodeToString([]byte(state + ":" + hex.EncodeToString(mac.Sum(nil))))
+}
+
+// indexValue is one computed X-Vault-Index header value. Every answer
+// given at the same applied index carries the same value, so the HMAC is
+// computed once per index instead of once per response.
+type indexValue struct {
+	id    string
+	key   []byte
+	index uint64
+	// value is the header's value list, shared by every answer that
+	// carries it: net/http only reads header values, nothing here appends
+	// to or modifies them in place.
+	value []string
+}
+
+// indexHeader returns the X-Vault-Index value list of index under the
+// cluster identity (id, key), computed at most once per index.
+func (s *server) indexHeader(id string, key []byte, index uint64) []string {
+	if v := s.lastIndex.Load(); v != nil && v.index == index && v.id == id && bytes.Equal(v.key, key) {
+		return v.value
+	}
+	v := &indexValue{id: id, key: bytes.Clone(key), index: index, value: []string{encodeIndexState(id, key, index)}}
+	s.lastIndex.Store(v)
+	return v.value
 }
 
 var errBadIndexState = errors.New("invalid X-Vault-Index header")

@@ -69,6 +69,8 @@ type server struct {
 	// tidyRunning is set while this node runs auth/token/tidy (tidy.go).
 	tidyRunning atomic.Bool
 	audit       auditor // the audit key (audit_hook.go)
+	// lastIndex is the X-Vault-Index value last computed (index.go).
+	lastIndex atomic.Pointer[indexValue]
 }
 
 // New returns the HTTP handler of the whole API, served from node.
@@ -614,7 +616,7 @@ func (s *server) setIndexHeader(c *call) {
 	if idx == 0 {
 		idx = s.node.AppliedIndex()
 	}
-	c.w.Header().Set(headerIndex, encodeIndexState(id, key, idx))
+	c.w.Header()[headerIndex] = s.indexHeader(id, key, idx)
 }
 
 // writeResponse renders a handler's answer: 204 for nil, the bare body of a
