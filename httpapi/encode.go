@@ -110,6 +110,17 @@ type lookupView struct {
 	now time.Time
 }
 
+// lookupResponse is the answer of a lookup of t (data.id = id) at now: the
+// Response and its view in one allocation.
+func lookupResponse(t *fsm.Token, id string, now time.Time) *Response {
+	r := &struct {
+		resp Response
+		view lookupView
+	}{view: lookupView{t: t, id: id, now: now}}
+	r.resp.lookup = &r.view
+	return &r.resp
+}
+
 // data is the lookup object as a map (what encoding/json would be given).
 func (v *lookupView) data() map[string]any { return lookupData(v.t, v.id, v.now) }
 
@@ -201,11 +212,19 @@ func (v *lookupView) appendJSON(b []byte) []byte {
 }
 
 // appendEnvelope appends the bytes json.Marshal(env) gives, with data
-// rendered from view when it is set (env.Data is then ignored).
+// rendered from view when it is set (env.Data is then ignored). An empty
+// RequestID is written as a fresh random UUID (every answer has one; this
+// way it needs no string of its own).
 func appendEnvelope(b []byte, env *envelope, view *lookupView) ([]byte, error) {
 	var err error
 	b = append(b, `{"request_id":`...)
-	b = appendString(b, env.RequestID)
+	if env.RequestID == "" {
+		b = append(b, '"')
+		b = appendUUID(b)
+		b = append(b, '"')
+	} else {
+		b = appendString(b, env.RequestID)
+	}
 	b = append(b, `,"lease_id":`...)
 	b = appendString(b, env.LeaseID)
 	b = append(b, `,"renewable":`...)

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http/httptest"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +151,71 @@ func TestIndexHeaderCache(t *testing.T) {
 	if got := s.indexHeader("c3", key, 9)[0]; got == first || got != encodeIndexState("c3", key, 9) {
 		t.Fatal("a changed key was answered from the cache")
 	}
+}
+
+// TestEnvelopeFreshRequestID: an envelope without a request ID gets a new
+// random version 4 UUID per answer, the rest as encoding/json writes it.
+func TestEnvelopeFreshRequestID(t *testing.T) {
+	env := &envelope{Data: map[string]any{"a": 1}, MountType: "token"}
+	uuidRE := regexp.MustCompile(`^\{"request_id":"([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})",`)
+	seen := map[string]bool{}
+	for range 100 {
+		got, err := appendEnvelope(nil, env, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := uuidRE.FindSubmatch(got)
+		if m == nil {
+			t.Fatalf("no fresh UUID request_id: %s", got)
+		}
+		ref := *env
+		ref.RequestID = string(m[1])
+		want, _ := json.Marshal(&ref)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %s\nwant %s", got, want)
+		}
+		if seen[ref.RequestID] {
+			t.Fatalf("request_id %s repeated", ref.RequestID)
+		}
+		seen[ref.RequestID] = true
+	}
+}
+
+// TestRouterExactMatchesOrderedSearch: the exact-path shortcut finds the
+// same route (and path values) as the ordered search, for every declared
+// route and variations of it.
+func TestRouterExactMatchesOrderedSearch(t *testing.T) {
+	s := newServer(newFakeLeader(), Options{})
+	ordered := func(path string) (*Route, map[string]string) {
+		segs := strings.Split(strings.Trim(path, "/"), "/")
+		for _, rt := range s.router.routes {
+			if vals, ok := rt.match(segs); ok {
+				return rt, vals
+			}
+		}
+		return nil, nil
+	}
+	var paths []string
+	fill := strings.NewReplacer("{", "", "}", "", "...", "")
+	for _, rt := range s.router.routes {
+		p := rt.Path
+		paths = append(paths, p, p+"/", "/"+p, p+"//", p+"/x", strings.TrimSuffix(p, "/"+lastSegment(p)), fill.Replace(p))
+	}
+	paths = append(paths, "/", "", "/v1", "/v1/", "/v1/auth/token/lookup-self", "/v1//auth/token/lookup-self", "/v1/nope")
+	for _, p := range paths {
+		got, gotVals := s.router.find(p)
+		want, wantVals := ordered(p)
+		if got != want || !maps.Equal(gotVals, wantVals) {
+			t.Fatalf("find(%q) = %v %v, ordered search = %v %v", p, routePath(got), gotVals, routePath(want), wantVals)
+		}
+	}
+}
+
+func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func routePath(rt *Route) string {
+	if rt == nil {
+		return "<nil>"
+	}
+	return rt.Path
 }

@@ -94,7 +94,20 @@ func errFieldValidation(name string, err error) error {
 // newFieldData converts and validates raw against schema. Unknown keys are
 // remembered (sorted) for the "unrecognized parameters" warning.
 func newFieldData(raw map[string]any, schema Fields) (*FieldData, error) {
-	d := &FieldData{raw: raw, schema: schema, parsed: make(map[string]any, len(raw))}
+	d := &FieldData{}
+	if err := d.init(raw, schema); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// init is newFieldData into d (the adapter keeps d in its per-request
+// state). A request without input allocates nothing here.
+func (d *FieldData) init(raw map[string]any, schema Fields) error {
+	*d = FieldData{raw: raw, schema: schema}
+	if len(raw) > 0 {
+		d.parsed = make(map[string]any, len(raw))
+	}
 	for k, v := range raw {
 		f, ok := schema[k]
 		if !ok {
@@ -106,40 +119,41 @@ func newFieldData(raw map[string]any, schema Fields) (*FieldData, error) {
 		}
 		pv, err := parseField(f, v)
 		if err != nil {
-			return nil, errFieldValidation(k, err)
+			return errFieldValidation(k, err)
 		}
 		if f.Type == String {
 			s := pv.(string)
 			if f.MaxLen > 0 && len(s) > f.MaxLen {
-				return nil, badRequest(fmt.Sprintf("Field validation failed: field %q exceeds the maximum length of %d", k, f.MaxLen))
+				return badRequest(fmt.Sprintf("Field validation failed: field %q exceeds the maximum length of %d", k, f.MaxLen))
 			}
 			if len(f.Allowed) > 0 && s != "" && !contains(f.Allowed, s) {
-				return nil, badRequest(fmt.Sprintf("Field validation failed: value %q is not allowed for field %q", s, k))
+				return badRequest(fmt.Sprintf("Field validation failed: value %q is not allowed for field %q", s, k))
 			}
 		}
 		d.parsed[k] = pv
 	}
 	sort.Strings(d.unknown)
-	names := make([]string, 0, len(schema))
-	for k := range schema {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		f := schema[k]
-		if !f.Required {
-			continue
+	// Required fields are checked in name order (the first missing one is
+	// reported); only they are collected, so most routes sort nothing.
+	var required []string
+	for k, f := range schema {
+		if f.Required {
+			required = append(required, k)
 		}
+	}
+	sort.Strings(required)
+	for _, k := range required {
+		f := schema[k]
 		v, ok := d.parsed[k]
 		if !ok || isEmpty(v) {
 			msg := f.Missing
 			if msg == "" {
 				msg = fmt.Sprintf("missing required field %q", k)
 			}
-			return nil, badRequest(msg)
+			return badRequest(msg)
 		}
 	}
-	return d, nil
+	return nil
 }
 
 func isEmpty(v any) bool {

@@ -190,6 +190,12 @@ func (rt *Route) allow() string {
 // (routes are tried most specific first).
 type router struct {
 	routes []*Route
+	// exact maps the path of every route without path values (segments
+	// joined by "/") to it, so that most requests are found without
+	// splitting their path. A route without path values beats every route
+	// with them that matches the same path (it has more literal segments),
+	// and the first of equal ones wins, as in the ordered search.
+	exact map[string]*Route
 }
 
 func newRouter(tables ...[]*Route) *router {
@@ -203,6 +209,16 @@ func newRouter(tables ...[]*Route) *router {
 	sort.SliceStable(r.routes, func(i, j int) bool {
 		return literalCount(r.routes[i]) > literalCount(r.routes[j])
 	})
+	r.exact = make(map[string]*Route)
+	for _, rt := range r.routes {
+		if literalCount(rt) != len(rt.segments) {
+			continue
+		}
+		key := strings.Join(rt.segments, "/")
+		if _, dup := r.exact[key]; !dup {
+			r.exact[key] = rt
+		}
+	}
 	return r
 }
 
@@ -217,7 +233,11 @@ func literalCount(rt *Route) int {
 }
 
 func (r *router) find(path string) (*Route, map[string]string) {
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	trimmed := strings.Trim(path, "/")
+	if rt, ok := r.exact[trimmed]; ok {
+		return rt, nil
+	}
+	segs := strings.Split(trimmed, "/")
 	for _, rt := range r.routes {
 		if vals, ok := rt.match(segs); ok {
 			return rt, vals

@@ -157,10 +157,16 @@ func (r *recorder) Flush() {
 	}
 }
 
-// call is the state of one request through the adapter.
+// call is the state of one request through the adapter. It holds the
+// request's recorder, Request, token and field data itself, so that a
+// request costs one allocation for all of them.
 type call struct {
 	w        *recorder
 	r        *http.Request
+	rec      recorder
+	request  Request
+	tok      fsm.Token
+	fields   FieldData
 	route    *Route
 	path     string // logical path, no "/v1/"
 	op       string
@@ -183,10 +189,10 @@ type call struct {
 // validation, the handler, and the response/error envelope.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	c := &call{w: &recorder{ResponseWriter: w}, r: r}
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "application/json")
+	c := &call{r: r}
+	c.rec.ResponseWriter = w
+	c.w = &c.rec
+	setJSONHeaders(w.Header())
 
 	s.serve(c)
 
@@ -228,8 +234,11 @@ func (s *server) serve(c *call) {
 	}
 	c.path = strings.TrimPrefix(r.URL.Path, "/v1/")
 
-	// Method → operation (VAULT-API.md §0.1).
-	query := r.URL.Query()
+	// Method → operation (VAULT-API.md §0.1). No query, no map.
+	var query url.Values
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
 	c.op = r.Method
 	if r.Method == "GET" {
 		if ls := query.Get("list"); ls != "" {
@@ -340,14 +349,14 @@ func (s *server) serve(c *call) {
 		return
 	}
 	now := s.opts.Now()
-	var tok fsm.Token
 	var ok bool
+	tok := &c.tok
 	if isBatchTokenID(clientToken) {
 		// Batch tokens carry their own entry (batchtoken.go): opened with the
 		// local keyring, never stored, never limited-use, never forwarded.
-		tok, ok = s.validBatch(clientToken, now)
+		*tok, ok = s.validBatch(clientToken, now)
 	} else {
-		tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
+		*tok, ok = s.node.State().Valid(fsm.HashToken(clientToken), now.UnixNano())
 	}
 	if !ok {
 		s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
@@ -355,7 +364,7 @@ func (s *server) serve(c *call) {
 	}
 	// Bound CIDRs against the original client address (role.go), before a
 	// use is consumed.
-	if err := s.checkBoundCIDRs(c, &tok); err != nil {
+	if err := s.checkBoundCIDRs(c, tok); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -376,13 +385,14 @@ func (s *server) serve(c *call) {
 			s.writeError(c, newError(http.StatusForbidden, msgInvalidToken))
 			return
 		}
-		tok = *res.Token
-		c.req = &Request{index: idx}
+		*tok = *res.Token
+		c.request.index = idx
+		c.req = &c.request
 	}
 
 	// ACL before routing: a non-root token learns nothing about paths. As in
 	// Vault, a denied request still consumes one of a limited token's uses.
-	if !s.allowed(c, &tok) {
+	if !s.allowed(c, tok) {
 		s.writeError(c, newError(http.StatusForbidden, msgACLDenied))
 		return
 	}
@@ -398,7 +408,7 @@ func (s *server) serve(c *call) {
 		s.methodNotAllowed(c)
 		return
 	}
-	s.run(c, op, pathVals, &tok, clientToken, limited)
+	s.run(c, op, pathVals, tok, clientToken, limited)
 }
 
 func (s *server) methodNotAllowed(c *call) {
@@ -414,15 +424,13 @@ func (s *server) run(c *call, op *Op, pathVals map[string]string, tok *fsm.Token
 		}
 		c.raw[k] = v
 	}
-	d, err := newFieldData(c.raw, c.route.Fields)
-	if err != nil {
+	d := &c.fields
+	if err := d.init(c.raw, c.route.Fields); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	req := c.req
-	if req == nil {
-		req = &Request{}
-	}
+	req := &c.request
+
 	req.HTTP, req.Op, req.Path, req.Data = c.r, c.op, strings.TrimSuffix(c.path, "/"), d
 	req.Token, req.ClientToken, req.LimitedUse, req.Now = tok, clientToken, limited, s.opts.Now()
 	c.req = req
@@ -460,8 +468,7 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	s.stampClientAddr(c)
 	forwarded, err := s.node.ForwardToLeader(c.w, c.r)
 	if !forwarded {
-		hdr.Set("Cache-Control", "no-store")
-		hdr.Set("Content-Type", "application/json")
+		setJSONHeaders(hdr)
 	}
 	if err != nil {
 		s.writeError(c, unavailable(err.Error()))
@@ -587,6 +594,9 @@ func decodeBody(contentType string, body []byte) (map[string]any, error) {
 }
 
 func parseBoolLoose(s string) bool {
+	if s == "" {
+		return false // without ParseBool's error allocation
+	}
 	b, err := strconv.ParseBool(s)
 	return err == nil && b
 }
@@ -654,19 +664,28 @@ func (s *server) writeResponse(c *call, resp *Response) {
 	if resp.Status != 0 {
 		st = resp.Status
 	}
-	env := &envelope{
-		RequestID: c.requestID(),
+	if c.route.Inject {
+		writeJSON(c.w, st, injected{&envelope{
+			RequestID: c.requestID(),
+			Data:      resp.data(),
+			Warnings:  resp.Warnings,
+			Auth:      resp.Auth,
+			MountType: mount,
+		}})
+		return
+	}
+	env := envelope{
 		Data:      resp.Data,
 		Warnings:  resp.Warnings,
 		Auth:      resp.Auth,
 		MountType: mount,
 	}
-	if c.route.Inject {
-		env.Data = resp.data()
-		writeJSON(c.w, st, injected{env})
-		return
+	if c.audit != nil {
+		// The audited request's ID; otherwise appendEnvelope writes a fresh
+		// one straight into the answer.
+		env.RequestID = c.audit.id
 	}
-	writeEnvelope(c.w, st, env, resp.lookup)
+	writeEnvelope(c.w, st, &env, resp.lookup)
 }
 
 // writeError renders {"errors":[…]} with the status from errorResponse.
@@ -691,6 +710,21 @@ func (s *server) writeError(c *call, err error) {
 	writeJSON(c.w, ae.Status, map[string][]string{"errors": errs})
 }
 
+// Header values every answer of the adapter carries, shared by all
+// answers: net/http only reads header values, and Header.Set/Add replace
+// or copy a slice rather than write into it.
+var (
+	noStoreValue = []string{"no-store"}
+	jsonValue    = []string{"application/json"}
+)
+
+// setJSONHeaders sets Cache-Control: no-store and Content-Type:
+// application/json (what h.Set would do, without allocating).
+func setJSONHeaders(h http.Header) {
+	h["Cache-Control"] = noStoreValue
+	h["Content-Type"] = jsonValue
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -704,19 +738,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // newUUID returns a random RFC 4122 version 4 UUID.
 func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
 	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
+	return string(appendUUID(out[:0]))
+}
+
+// appendUUID appends a random RFC 4122 version 4 UUID to b.
+func appendUUID(b []byte) []byte {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	r[6] = (r[6] & 0x0f) | 0x40
+	r[8] = (r[8] & 0x3f) | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], r[0:4])
 	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[9:13], r[4:6])
 	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[14:18], r[6:8])
 	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[19:23], r[8:10])
 	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	hex.Encode(out[24:], r[10:])
+	return append(b, out[:]...)
 }

@@ -626,17 +626,17 @@ func (s *server) lookup(_ context.Context, r *Request) (*Response, error) {
 	}
 	if id == r.ClientToken {
 		// The caller's own token, as this request left it (num_uses).
-		return &Response{lookup: &lookupView{t: r.Token, id: id, now: r.Now}}, nil
+		return lookupResponse(r.Token, id, r.Now), nil
 	}
 	t, ok := s.validToken(id, r.Now)
 	if !ok {
 		return nil, newError(http.StatusForbidden, msgBadToken)
 	}
-	return &Response{lookup: &lookupView{t: &t, id: id, now: r.Now}}, nil
+	return lookupResponse(&t, id, r.Now), nil
 }
 
 func (s *server) lookupSelf(_ context.Context, r *Request) (*Response, error) {
-	return &Response{lookup: &lookupView{t: r.Token, id: r.ClientToken, now: r.Now}}, nil
+	return lookupResponse(r.Token, r.ClientToken, r.Now), nil
 }
 
 func (s *server) lookupAccessor(_ context.Context, r *Request) (*Response, error) {
@@ -644,7 +644,7 @@ func (s *server) lookupAccessor(_ context.Context, r *Request) (*Response, error
 	if !ok {
 		return nil, badRequest(multiError("invalid accessor"))
 	}
-	return &Response{lookup: &lookupView{t: &t, now: r.Now}}, nil
+	return lookupResponse(&t, "", r.Now), nil
 }
 
 func (s *server) renew(ctx context.Context, r *Request) (*Response, error) {
