@@ -113,16 +113,18 @@ func startBareHandler(b *testing.B, size int) string {
 }
 
 // BenchmarkFollowerLookupSelfRatio measures lookup-self on a follower and
-// ceiling (a) in the same run, alternating: ratioRounds rounds of
-// ratioRound each, 64 keep-alive clients, the ceiling's body the size of
-// the follower's own lookup-self answer. It reports both rates (median
-// over the rounds) and the median of the per-round ratios, which is less
-// sensitive to the machine's load drifting than two benchmarks run one
-// after the other. It does its own timing: run it with -benchtime=1x.
+// ceiling (a) in the same run, alternating: ratioRounds pairs of rounds of
+// ratioRound each (the order flips every pair), 64 keep-alive clients, the
+// ceiling's body the size of the follower's own lookup-self answer. It
+// reports both rates (median over the rounds) and the median of the
+// per-pair ratios: on a shared machine whose load drifts by the second,
+// short alternating rounds compare the two under the same load, which two
+// benchmarks run one after the other do not. It does its own timing: run
+// it with -benchtime=1x.
 func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	const (
-		ratioRounds = 5
-		ratioRound  = 2 * time.Second
+		ratioRounds = 40
+		ratioRound  = 250 * time.Millisecond
 	)
 	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming()})
 	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
@@ -136,25 +138,36 @@ func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	bare := startBareHandler(b, size) + "/v1/auth/token/lookup-self"
 	client := benchHTTPClient()
 	// Warm both up (connections, caches) before the first measured round.
-	_, _ = driveFor(b, client, follower, token, ratioRound/4)
-	_, _ = driveFor(b, client, bare, "", ratioRound/4)
+	_, _ = driveFor(b, client, follower, token, ratioRound)
+	_, _ = driveFor(b, client, bare, "", ratioRound)
 	var tokend, ceiling, ratios []float64
 	redone := 0
 	b.ResetTimer()
-	for range ratioRounds {
+	measureTokend := func() float64 {
 		// On a saturated machine the follower may lose its read lease for a
 		// moment and answer 503: such a round is not a measurement of the
 		// read path; it is redone (a bounded number of times) and counted.
 		t, bad := driveFor(b, client, follower, token, ratioRound)
 		for ; bad > 0; t, bad = driveFor(b, client, follower, token, ratioRound) {
-			b.Logf("round redone: %d non-200 answers from the follower", bad)
-			if redone++; redone > 2*ratioRounds {
+			if redone++; redone > ratioRounds {
 				b.Fatalf("the follower keeps answering non-200 (%d in the last round)", bad)
 			}
 		}
+		return t
+	}
+	measureCeiling := func() float64 {
 		a, bad := driveFor(b, client, bare, "", ratioRound)
 		if bad > 0 {
 			b.Fatalf("ceiling: %d non-200 answers", bad)
+		}
+		return a
+	}
+	for i := range ratioRounds {
+		var t, a float64
+		if i%2 == 0 {
+			t, a = measureTokend(), measureCeiling()
+		} else {
+			a, t = measureCeiling(), measureTokend()
 		}
 		tokend, ceiling, ratios = append(tokend, t), append(ceiling, a), append(ratios, t/a)
 	}
