@@ -233,6 +233,8 @@ var rootPaths = []string{
 	"sys/plugins/catalog/*",
 	"sys/storage/raft/snapshot-auto/config/*",
 	"sys/internal/inspect/*",
+	"sys/pprof",
+	"sys/pprof/*",
 }
 
 // rootProtected reports whether path (as ACLs see it) is root-protected.

@@ -38,6 +38,7 @@ func APIDocs() []byte {
 		{"Tidy (`/v1/auth/token/tidy`)", s.tidyRoutes()},
 		{"Lease-prefix revocation (`/v1/sys/leases/revoke-prefix/…`)", s.leaseRoutes()},
 		{"Audit hash (`/v1/sys/audit-hash/…`)", s.auditRoutes()},
+		{"Profiling (`/v1/sys/pprof/…`)", s.pprofRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)
@@ -48,7 +49,9 @@ func APIDocs() []byte {
 			} else {
 				b.WriteString("Authenticated.")
 			}
-			if rt.Bare {
+			if rt.Bare && rt.Local {
+				b.WriteString(" Bare body (no envelope). Node-local: never forwarded.")
+			} else if rt.Bare {
 				b.WriteString(" Bare JSON body (no envelope).")
 			}
 			if rt.Description != "" {

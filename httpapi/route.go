@@ -46,8 +46,16 @@ type Route struct {
 	Ops    Ops
 	// Unauthenticated routes skip token auth, ACLs and num_uses.
 	Unauthenticated bool
-	// Bare routes answer with the handler's Raw body (no Vault envelope).
+	// Bare routes answer with the handler's Raw body (no Vault envelope),
+	// or its Body as is.
 	Bare bool
+	// Local routes are about this process (sys/pprof): answered by the node
+	// that received the request, never forwarded — not for X-Vault-Forward,
+	// ?consistent, a stale read lease or a limited-use token (refused, as
+	// its use could only be consumed on the leader). A node without a read
+	// lease answers 503: it cannot tell whether the caller's token was
+	// revoked.
+	Local bool
 	// Inject copies every key of data to the top level of the envelope too
 	// (Vault's injector sys routes: sys/capabilities*, sys/policy).
 	Inject bool
@@ -83,6 +91,18 @@ type Request struct {
 	Now time.Time
 
 	index uint64 // highest log index this request proposed
+	// w is the connection's writer, for extendWrite only.
+	w http.ResponseWriter
+}
+
+// extendWrite pushes the connection's write deadline d (plus a margin)
+// into the future, for handlers that take long on purpose (a CPU profile
+// of d) so that the server's WriteTimeout does not cut their answer off.
+// Writers that cannot (tests' recorders) are left alone.
+func (r *Request) extendWrite(d time.Duration) {
+	if r.w != nil {
+		_ = http.NewResponseController(r.w).SetWriteDeadline(time.Now().Add(d + 30*time.Second))
+	}
 }
 
 // Response is what a Handler returns. A nil *Response is a 204.
@@ -94,6 +114,11 @@ type Response struct {
 	Raw any
 	// Status overrides 200 (Bare routes, e.g. sys/health).
 	Status int
+	// Body, on a Bare route, is sent as is with ContentType (and Headers):
+	// non-JSON answers such as profiles.
+	Body        []byte
+	ContentType string
+	Headers     http.Header
 
 	// lookup, when set, is the data (Data is nil): a token's lookup object
 	// kept typed, so that the read path encodes it without building a map

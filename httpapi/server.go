@@ -99,7 +99,7 @@ func newServer(node Node, opts Options) *server {
 	}
 	s := &server{node: node, opts: opts, log: opts.Logger}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes())
 	return s
 }
 
@@ -318,6 +318,7 @@ func (s *server) serve(c *call) {
 	if op != nil {
 		kind = op.Kind
 	}
+	local := route != nil && route.Local
 	// A create that resolves to a batch token writes nothing (the token is
 	// sealed with the replicated keyring; the parent check is a read): it is
 	// served on this node like a read, read gates included, never forwarded,
@@ -326,6 +327,9 @@ func (s *server) serve(c *call) {
 		kind = Read
 	}
 	mustLead := kind == Write || consistent || r.Header.Get(headerForward) == "active-node"
+	if local {
+		mustLead, consistent = false, false
+	}
 	if s.maybeForward(c, mustLead) {
 		return
 	}
@@ -335,7 +339,7 @@ func (s *server) serve(c *call) {
 			return
 		}
 	}
-	if kind == Read && !s.readGate(c) {
+	if kind == Read && !s.readGate(c, local) {
 		return
 	}
 	if !s.decode(c, query) {
@@ -370,6 +374,10 @@ func (s *server) serve(c *call) {
 	}
 	c.accessor = tok.Accessor
 	limited := tok.NumUses > 0
+	if limited && local {
+		s.writeError(c, badRequest("limited-use tokens cannot be used on node-local endpoints"))
+		return
+	}
 	if limited {
 		// Consuming a use is a write: it must happen on the leader, before
 		// the handler runs (VAULT-API.md §2.7).
@@ -431,7 +439,7 @@ func (s *server) run(c *call, op *Op, pathVals map[string]string, tok *fsm.Token
 	}
 	req := &c.request
 
-	req.HTTP, req.Op, req.Path, req.Data = c.r, c.op, strings.TrimSuffix(c.path, "/"), d
+	req.HTTP, req.Op, req.Path, req.Data, req.w = c.r, c.op, strings.TrimSuffix(c.path, "/"), d, c.rec.ResponseWriter
 	req.Token, req.ClientToken, req.LimitedUse, req.Now = tok, clientToken, limited, s.opts.Now()
 	c.req = req
 
@@ -479,14 +487,15 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 }
 
 // readGate enforces bounded staleness and read-your-writes before a local
-// read (DESIGN.md "Reads"). It reports whether the read may proceed.
-func (s *server) readGate(c *call) bool {
+// read (DESIGN.md "Reads"). It reports whether the read may proceed. A
+// local route's request (Route.Local) is refused instead of forwarded.
+func (s *server) readGate(c *call, local bool) bool {
 	h := s.node.Health()
 	if !h.IsLeader && (h.Stale || (s.opts.MaxStale > 0 && h.LastContact > s.opts.MaxStale)) {
 		// No valid read lease: the local state may miss an acknowledged
 		// revocation. Ask the leader instead (one hop, as a write), or
 		// refuse when there is none.
-		if !h.KnownLeader || c.r.Header.Get(HopHeader) != "" {
+		if local || !h.KnownLeader || c.r.Header.Get(HopHeader) != "" {
 			s.writeError(c, unavailable("node is stale: no recent contact with the leader"))
 			return false
 		}
@@ -517,7 +526,7 @@ func (s *server) readGate(c *call) bool {
 	if err == nil && s.node.AppliedIndex() >= need {
 		return true
 	}
-	if c.r.Header.Get(headerInconsistent) == "forward-active-node" {
+	if !local && c.r.Header.Get(headerInconsistent) == "forward-active-node" {
 		if s.maybeForward(c, true) {
 			return false
 		}
@@ -638,6 +647,17 @@ func (s *server) writeResponse(c *call, resp *Response) {
 		st := http.StatusOK
 		if resp != nil && resp.Status != 0 {
 			st = resp.Status
+		}
+		if resp != nil && resp.Body != nil && c.r.Method != "HEAD" {
+			h := c.w.Header()
+			for k, v := range resp.Headers {
+				h[k] = v
+			}
+			h.Set("Content-Type", resp.ContentType)
+			h.Set("X-Content-Type-Options", "nosniff")
+			c.w.WriteHeader(st)
+			_, _ = c.w.Write(resp.Body)
+			return
 		}
 		if resp == nil || resp.Raw == nil || c.r.Method == "HEAD" {
 			c.w.WriteHeader(st)
