@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,7 +160,7 @@ func TestEnvelopeFreshRequestID(t *testing.T) {
 	env := &envelope{Data: map[string]any{"a": 1}, MountType: "token"}
 	uuidRE := regexp.MustCompile(`^\{"request_id":"([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})",`)
 	seen := map[string]bool{}
-	for range 100 {
+	for range 1000 { // several blocks of buffered randomness
 		got, err := appendEnvelope(nil, env, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -218,4 +219,33 @@ func routePath(rt *Route) string {
 		return "<nil>"
 	}
 	return rt.Path
+}
+
+// TestUUIDsUniqueConcurrently: request IDs drawn from the pooled random
+// blocks by many goroutines at once never repeat.
+func TestUUIDsUniqueConcurrently(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				id := newUUID()
+				mu.Lock()
+				dup := seen[id]
+				seen[id] = true
+				mu.Unlock()
+				if dup {
+					t.Errorf("request ID %s repeated", id)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 4000 {
+		t.Fatalf("%d distinct IDs, want 4000", len(seen))
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -762,10 +763,34 @@ func newUUID() string {
 	return string(appendUUID(out[:0]))
 }
 
+// uuidRand hands out crypto/rand bytes read in blocks: one getrandom call
+// per uuidBlock/16 request IDs instead of one per answer. A pooled block is
+// used by one goroutine at a time, and every byte is handed out once.
+var uuidRand = sync.Pool{New: func() any { return new(randBlock) }}
+
+const uuidBlock = 512
+
+type randBlock struct {
+	buf [uuidBlock]byte
+	off int // next unused byte; uuidBlock = empty (the zero value is empty)
+}
+
+func (rb *randBlock) read16(dst *[16]byte) {
+	if rb.off == 0 || rb.off+16 > uuidBlock {
+		_, _ = rand.Read(rb.buf[:])
+		rb.off = 0
+	}
+	copy(dst[:], rb.buf[rb.off:rb.off+16])
+	clear(rb.buf[rb.off : rb.off+16])
+	rb.off += 16
+}
+
 // appendUUID appends a random RFC 4122 version 4 UUID to b.
 func appendUUID(b []byte) []byte {
 	var r [16]byte
-	_, _ = rand.Read(r[:])
+	rb := uuidRand.Get().(*randBlock)
+	rb.read16(&r)
+	uuidRand.Put(rb)
 	r[6] = (r[6] & 0x0f) | 0x40
 	r[8] = (r[8] & 0x3f) | 0x80
 	var out [36]byte
