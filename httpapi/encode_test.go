@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -247,5 +248,21 @@ func TestUUIDsUniqueConcurrently(t *testing.T) {
 	wg.Wait()
 	if len(seen) != 4000 {
 		t.Fatalf("%d distinct IDs, want 4000", len(seen))
+	}
+}
+
+// TestHeaderKeysCanonical: the keys headerValue reads directly are in the
+// canonical form net/http stores header keys in.
+func TestHeaderKeysCanonical(t *testing.T) {
+	for _, k := range []string{headerConsistent, headerForward, headerIndex, "X-Vault-Token", "Authorization"} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("header key %q is not canonical (%q)", k, c)
+		}
+	}
+	h := http.Header{}
+	h.Add("x-vault-token", "a")
+	h.Add("X-Vault-Token", "b")
+	if got := headerValue(h, "X-Vault-Token"); got != h.Get("X-Vault-Token") {
+		t.Fatalf("headerValue = %q, Get = %q", got, h.Get("X-Vault-Token"))
 	}
 }

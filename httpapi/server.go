@@ -259,7 +259,7 @@ func (s *server) serve(c *call) {
 		consistent = query.Get("consistent") == "" || parseBoolLoose(query.Get("consistent"))
 		query.Del("consistent")
 	}
-	if parseBoolLoose(r.Header.Get(headerConsistent)) {
+	if parseBoolLoose(headerValue(r.Header, headerConsistent)) {
 		consistent = true
 	}
 
@@ -327,7 +327,7 @@ func (s *server) serve(c *call) {
 	if kind == Write && s.localBatchCreate(c, route, pathVals) {
 		kind = Read
 	}
-	mustLead := kind == Write || consistent || r.Header.Get(headerForward) == "active-node"
+	mustLead := kind == Write || consistent || headerValue(r.Header, headerForward) == "active-node"
 	if local {
 		mustLead, consistent = false, false
 	}
@@ -505,7 +505,7 @@ func (s *server) readGate(c *call, local bool) bool {
 		}
 		// This node became the leader meanwhile: serve locally.
 	}
-	values := c.r.Header.Values(headerIndex)
+	values := c.r.Header[headerIndex] // canonical: Header.Values without the canonicalisation
 	if len(values) == 0 {
 		return true
 	}
@@ -603,6 +603,16 @@ func decodeBody(contentType string, body []byte) (map[string]any, error) {
 	return nil, badRequest("request body must be a JSON object")
 }
 
+// headerValue is h.Get(key) for a key already in canonical form (every
+// constant the read path asks for; TestHeaderKeysCanonical checks them):
+// the same answer without canonicalising the key on every request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func parseBoolLoose(s string) bool {
 	if s == "" {
 		return false // without ParseBool's error allocation
@@ -613,10 +623,10 @@ func parseBoolLoose(s string) bool {
 
 // requestToken reads X-Vault-Token, else Authorization: Bearer.
 func requestToken(r *http.Request) string {
-	if t := r.Header.Get("X-Vault-Token"); t != "" {
+	if t := headerValue(r.Header, "X-Vault-Token"); t != "" {
 		return t
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+	if a := headerValue(r.Header, "Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		return strings.TrimSpace(a[7:])
 	}
 	return ""
