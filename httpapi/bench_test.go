@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 )
 
@@ -115,5 +117,59 @@ func benchGets(b *testing.B, h http.Handler, tok string) {
 		if w.status != http.StatusOK {
 			b.Fatalf("lookup-self: status %d", w.status)
 		}
+	}
+}
+
+// BenchmarkLookupSelfParallel is follower lookup-self through the adapter
+// from 64 goroutines, without and with the rate limiter of the server's
+// defaults (failed authentications limited per address, which every
+// request consults): the limiter's lock is the one the read path shares
+// between all requests.
+func BenchmarkLookupSelfParallel(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		rl   *RateLimiter
+	}{
+		{"no-limiter", nil},
+		{"default-limiter", NewRateLimiter(RateLimits{BadAuthPerSecond: 20, BadAuthBurst: 100})},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			leader := newFakeLeader()
+			root, err := InitRoot(context.Background(), leader, "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := record(New(leader, Options{}), "POST", "/v1/auth/token/create", root, `{"policies":["default"],"ttl":"24h"}`)
+			var m struct {
+				Auth struct {
+					ClientToken string `json:"client_token"`
+				} `json:"auth"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+				b.Fatal(err)
+			}
+			follower := newFakeFollower(leader, "http://127.0.0.1:1")
+			follower.replicate(0)
+			h := New(follower, Options{RateLimiter: bc.rl})
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			var client atomic.Int32
+			b.RunParallel(func(pb *testing.PB) {
+				// Each goroutine is its own client address.
+				n := client.Add(1)
+				req := httptest.NewRequest("GET", "/v1/auth/token/lookup-self", nil)
+				req.RemoteAddr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(n >> 8), byte(n)}), 1234).String()
+				req.Header.Set("X-Vault-Token", m.Auth.ClientToken)
+				w := &benchWriter{h: http.Header{}}
+				for pb.Next() {
+					w.reset()
+					h.ServeHTTP(w, req)
+					if w.status != http.StatusOK {
+						b.Errorf("lookup-self: status %d", w.status)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,7 +121,11 @@ func startBareHandler(b *testing.B, size int) string {
 // reports both rates (median over the rounds) and the median of the
 // per-pair ratios: on a shared machine whose load drifts by the second,
 // short alternating rounds compare the two under the same load, which two
-// benchmarks run one after the other do not. It does its own timing: run
+// benchmarks run one after the other do not. It also reports cpu-ratio,
+// the median per pair of the ceiling's process CPU time per request over
+// the follower's (client, every node and the bare server share the
+// process): when other processes crowd the machine, throughput measures
+// their load too, CPU per request much less. It does its own timing: run
 // it with -benchtime=1x.
 func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	const (
@@ -143,52 +148,60 @@ func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 	bare := startBareHandler(b, size) + "/v1/auth/token/lookup-self"
 	client := benchHTTPClient()
 	// Warm both up (connections, caches) before the first measured round.
-	_, _ = driveFor(b, client, follower, token, ratioRound)
-	_, _ = driveFor(b, client, bare, "", ratioRound)
-	var tokend, ceiling, ratios []float64
+	_, _, _ = driveFor(b, client, follower, token, ratioRound)
+	_, _, _ = driveFor(b, client, bare, "", ratioRound)
+	var tokend, ceiling, ratios, cpuRatios []float64
 	redone := 0
 	b.ResetTimer()
-	measureTokend := func() float64 {
+	// Each measure returns the rate and the process CPU seconds per request.
+	measureTokend := func() (float64, float64) {
 		// On a saturated machine the follower may lose its read lease for a
 		// moment and answer 503: such a round is not a measurement of the
 		// read path; it is redone (a bounded number of times) and counted.
-		t, bad := driveFor(b, client, follower, token, ratioRound)
-		for ; bad != ""; t, bad = driveFor(b, client, follower, token, ratioRound) {
+		cpu0 := processCPU()
+		t, ops, bad := driveFor(b, client, follower, token, ratioRound)
+		for ; bad != ""; t, ops, bad = driveFor(b, client, follower, token, ratioRound) {
 			if redone++; redone > ratioRounds {
 				b.Fatalf("the follower keeps failing: %s", bad)
 			}
 			b.Logf("round redone: %s", bad)
+			cpu0 = processCPU()
 		}
-		return t
+		return t, (processCPU() - cpu0) / float64(max(ops, 1))
 	}
-	measureCeiling := func() float64 {
-		a, bad := driveFor(b, client, bare, "", ratioRound)
+	measureCeiling := func() (float64, float64) {
+		cpu0 := processCPU()
+		a, ops, bad := driveFor(b, client, bare, "", ratioRound)
 		if bad != "" {
 			b.Fatalf("ceiling: %s", bad)
 		}
-		return a
+		return a, (processCPU() - cpu0) / float64(max(ops, 1))
 	}
 	for i := range ratioRounds {
-		var t, a float64
+		var t, a, tc, ac float64
 		if i%2 == 0 {
-			t, a = measureTokend(), measureCeiling()
+			t, tc = measureTokend()
+			a, ac = measureCeiling()
 		} else {
-			a, t = measureCeiling(), measureTokend()
+			a, ac = measureCeiling()
+			t, tc = measureTokend()
 		}
 		tokend, ceiling, ratios = append(tokend, t), append(ceiling, a), append(ratios, t/a)
+		cpuRatios = append(cpuRatios, ac/tc)
 	}
 	b.StopTimer()
 	b.ReportMetric(median(tokend), "lookups/s")
 	b.ReportMetric(median(ceiling), "ceiling/s")
 	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(median(cpuRatios), "cpu-ratio")
 	b.ReportMetric(float64(size), "body-bytes")
 	b.ReportMetric(float64(redone), "redone-rounds")
 }
 
 // driveFor sends GETs of url from benchConcurrency keep-alive clients for
-// d and returns the rate of 200 answers per second and, when some request
-// failed, the first failure (a client stops at its first one).
-func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) (float64, string) {
+// d and returns the rate of 200 answers per second, their number and, when
+// some request failed, the first failure (a client stops at its first one).
+func driveFor(b *testing.B, client *http.Client, url, token string, d time.Duration) (float64, int64, string) {
 	var ok atomic.Int64
 	var bad atomic.Pointer[string]
 	var wg sync.WaitGroup
@@ -221,11 +234,21 @@ func driveFor(b *testing.B, client *http.Client, url, token string, d time.Durat
 		}()
 	}
 	wg.Wait()
-	rate := float64(ok.Load()) / time.Since(start).Seconds()
+	n := ok.Load()
+	rate := float64(n) / time.Since(start).Seconds()
 	if p := bad.Load(); p != nil {
-		return rate, *p
+		return rate, n, *p
 	}
-	return rate, ""
+	return rate, n, ""
+}
+
+// processCPU is the user and system CPU time this process used, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func median(xs []float64) float64 {
