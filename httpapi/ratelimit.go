@@ -3,6 +3,7 @@ package httpapi
 import (
 	"container/list"
 	"errors"
+	"hash/maphash"
 	"math"
 	"net/http"
 	"net/netip"
@@ -23,6 +24,12 @@ const (
 	// rateLimitSweep bounds the expired entries dropped per request (lazy
 	// eviction: no janitor goroutine).
 	rateLimitSweep = 8
+	// rateLimitShards splits the limiter's state by address so that
+	// concurrent requests of different clients rarely share a lock (every
+	// request consults the limiter). Used only when every shard can still
+	// track rateLimitShardMin addresses; small caps keep one exact LRU.
+	rateLimitShards   = 16
+	rateLimitShardMin = 64
 )
 
 // msgRateLimited is the error of a 429 answer.
@@ -54,8 +61,17 @@ type RateLimits struct {
 type RateLimiter struct {
 	lim  RateLimits
 	idle time.Duration
+	seed maphash.Seed
+	// shards hold the clients, an address always in the same one; each
+	// tracks at most its share of MaxClients, evicting its least recently
+	// seen address.
+	shards []rateShard
+}
 
+// rateShard is one lock's worth of client addresses. mu guards every field.
+type rateShard struct {
 	mu      sync.Mutex
+	max     int
 	clients map[netip.Addr]*list.Element // of *rateClient
 	lru     list.List                    // front = most recently seen
 }
@@ -115,9 +131,27 @@ func NewRateLimiter(lim RateLimits) *RateLimiter {
 			idle = full
 		}
 	}
-	rl := &RateLimiter{lim: lim, idle: idle, clients: make(map[netip.Addr]*list.Element)}
-	rl.lru.Init()
+	n := 1
+	if lim.MaxClients >= rateLimitShards*rateLimitShardMin {
+		n = rateLimitShards
+	}
+	rl := &RateLimiter{lim: lim, idle: idle, seed: maphash.MakeSeed(), shards: make([]rateShard, n)}
+	for i := range rl.shards {
+		sh := &rl.shards[i]
+		sh.max = lim.MaxClients / n
+		sh.clients = make(map[netip.Addr]*list.Element)
+		sh.lru.Init()
+	}
 	return rl
+}
+
+// shard is the shard of addr.
+func (rl *RateLimiter) shard(addr netip.Addr) *rateShard {
+	if len(rl.shards) == 1 {
+		return &rl.shards[0]
+	}
+	b := addr.As16()
+	return &rl.shards[maphash.Bytes(rl.seed, b[:])%uint64(len(rl.shards))]
 }
 
 // refillTime is how long an empty bucket takes to fill up.
@@ -128,12 +162,12 @@ func refillTime(rate float64, burst int) time.Duration {
 	return time.Duration(float64(burst) / rate * float64(time.Second))
 }
 
-// client returns the state of addr at now, creating it (and evicting the
-// oldest entry when full). Called with mu held.
-func (rl *RateLimiter) client(addr netip.Addr, now time.Time) *rateClient {
+// client returns the state of addr at now in its shard sh, creating it
+// (and evicting the shard's oldest entry when full). Called with sh.mu held.
+func (rl *RateLimiter) client(sh *rateShard, addr netip.Addr, now time.Time) *rateClient {
 	// Lazy expiry: drop a few entries idle long enough to be full again.
 	for i := 0; i < rateLimitSweep; i++ {
-		back := rl.lru.Back()
+		back := sh.lru.Back()
 		if back == nil {
 			break
 		}
@@ -141,24 +175,24 @@ func (rl *RateLimiter) client(addr netip.Addr, now time.Time) *rateClient {
 		if now.Sub(rc.seen) < rl.idle || rc.addr == addr {
 			break
 		}
-		rl.lru.Remove(back)
-		delete(rl.clients, rc.addr)
+		sh.lru.Remove(back)
+		delete(sh.clients, rc.addr)
 	}
-	if e, ok := rl.clients[addr]; ok {
-		rl.lru.MoveToFront(e)
+	if e, ok := sh.clients[addr]; ok {
+		sh.lru.MoveToFront(e)
 		rc := e.Value.(*rateClient)
 		if now.After(rc.seen) {
 			rc.seen = now
 		}
 		return rc
 	}
-	for len(rl.clients) >= rl.lim.MaxClients {
-		back := rl.lru.Back()
-		rl.lru.Remove(back)
-		delete(rl.clients, back.Value.(*rateClient).addr)
+	for len(sh.clients) >= sh.max {
+		back := sh.lru.Back()
+		sh.lru.Remove(back)
+		delete(sh.clients, back.Value.(*rateClient).addr)
 	}
 	rc := &rateClient{addr: addr, seen: now}
-	rl.clients[addr] = rl.lru.PushFront(rc)
+	sh.clients[addr] = sh.lru.PushFront(rc)
 	return rc
 }
 
@@ -170,9 +204,10 @@ func (rl *RateLimiter) Allow(addr netip.Addr, now time.Time) (bool, time.Duratio
 	if rl == nil {
 		return true, 0
 	}
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	rc := rl.client(addr, now)
+	sh := rl.shard(addr)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rc := rl.client(sh, addr, now)
 	if rl.lim.BadAuthPerSecond > 0 {
 		rc.badAuth.refill(now, rl.lim.BadAuthPerSecond, rl.lim.BadAuthBurst)
 		if rc.badAuth.tokens < 1 {
@@ -194,9 +229,10 @@ func (rl *RateLimiter) FailedAuth(addr netip.Addr, now time.Time) {
 	if rl == nil || rl.lim.BadAuthPerSecond <= 0 {
 		return
 	}
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	rc := rl.client(addr, now)
+	sh := rl.shard(addr)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	rc := rl.client(sh, addr, now)
 	rc.badAuth.refill(now, rl.lim.BadAuthPerSecond, rl.lim.BadAuthBurst)
 	if rc.badAuth.tokens > 0 {
 		rc.badAuth.tokens = math.Max(0, rc.badAuth.tokens-1)
@@ -208,9 +244,14 @@ func (rl *RateLimiter) Len() int {
 	if rl == nil {
 		return 0
 	}
-	rl.mu.Lock()
-	defer rl.mu.Unlock()
-	return len(rl.clients)
+	n := 0
+	for i := range rl.shards {
+		sh := &rl.shards[i]
+		sh.mu.Lock()
+		n += len(sh.clients)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // rateLimitKey is the limiter key of an address: the IP, or the /64 of an

@@ -236,3 +236,44 @@ func TestRateLimitForgedForwardHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimiterSharded: with a cap large enough to shard, every address
+// keeps its own budget, the cap still bounds the state, the most recently
+// seen addresses are kept, and concurrent use is safe.
+func TestRateLimiterSharded(t *testing.T) {
+	const maxClients = rateLimitShards * rateLimitShardMin
+	rl := NewRateLimiter(RateLimits{PerSecond: 1, Burst: 1, MaxClients: maxClients})
+	if len(rl.shards) != rateLimitShards {
+		t.Fatalf("%d shards, want %d", len(rl.shards), rateLimitShards)
+	}
+	now := time.Unix(1000, 0)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := 0; i < 5*maxClients; i++ {
+		if ok, _ := rl.Allow(addr(i), now); !ok {
+			t.Fatalf("first request of address %d refused", i)
+		}
+		if n := rl.Len(); n > maxClients {
+			t.Fatalf("tracking %d addresses, cap %d", n, maxClients)
+		}
+	}
+	// The last address of the run is remembered (and limited) in its shard.
+	if ok, _ := rl.Allow(addr(5*maxClients-1), now); ok {
+		t.Fatal("most recent address forgotten")
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				a := addr(1_000_000 + g*1000 + i)
+				rl.Allow(a, now)
+				rl.FailedAuth(a, now)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := rl.Len(); n > maxClients {
+		t.Fatalf("tracking %d addresses after the concurrent run, cap %d", n, maxClients)
+	}
+}
