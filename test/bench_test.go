@@ -132,11 +132,14 @@ func BenchmarkFollowerLookupSelfRatio(b *testing.B) {
 		ratioRounds = 40
 		ratioRound  = 250 * time.Millisecond
 	)
-	// A long -max-stale: on a saturated shared machine lease grants (every
-	// max-stale/4) can be late by seconds, and a follower without a lease
-	// answers 503. The read path checks its lease the same way whatever
-	// its length.
-	c := inproc.NewWith(b, 3, inproc.Options{Timing: cluster.DefaultTiming(), MaxStale: 20 * time.Second})
+	// Long raft timers and -max-stale: on a saturated shared machine
+	// followers miss 500 ms heartbeats and hold elections, and every new
+	// term leaves the follower without a read lease (503) until its first
+	// grant. The read path checks its lease the same way whatever these
+	// timers are.
+	timing := cluster.DefaultTiming()
+	timing.HeartbeatTimeout, timing.ElectionTimeout, timing.LeaderLeaseTimeout = 5*time.Second, 5*time.Second, 2*time.Second
+	c := inproc.NewWith(b, 3, inproc.Options{Timing: timing, MaxStale: 20 * time.Second})
 	secret, err := c.Client(0).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "24h"})
 	if err != nil {
 		b.Fatal(err)
