@@ -59,6 +59,7 @@ type opts struct {
 	ceilingSize int
 	writesOnly  int
 	binB        string
+	envB        string
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.StringVar(&o.nodeLogLvl, "node-log-level", "warn", "-log-level of the nodes")
 	flag.IntVar(&o.ceilingSize, "entry-size", ceiling.DefaultEntrySize, "command size of ceiling (b) in bytes (a CreateToken entry)")
 	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
+	flag.StringVar(&o.envB, "compare-env", "", "with -compare-bin: extra environment of the compared clusters' nodes, K=V,K=V (e.g. GOGC=200)")
 	flag.StringVar(&o.binB, "compare-bin", "", "with -writes-only: also run a cluster of each of these tokend binaries (comma list) and alternate their creates with the first's (same-run A/B)")
 	flag.Parse()
 	switch {
@@ -87,6 +89,8 @@ func main() {
 		fail("-writes-only must be >= 0")
 	case o.binB != "" && o.writesOnly == 0:
 		fail("-compare-bin needs -writes-only")
+	case o.envB != "" && o.binB == "":
+		fail("-compare-env needs -compare-bin")
 	case o.conc < 1 || o.prepare < 1 || o.writeRate < 1 || o.children < 1 || o.ceilingSize < 1:
 		fail("-c, -prepare, -write-rate, -children and -entry-size must be >= 1")
 	}
@@ -141,6 +145,9 @@ func run(ctx context.Context, o opts) int {
 	if o.binB != "" {
 		for i, bin := range strings.Split(o.binB, ",") {
 			b := &cluster{bin: bin, dir: filepath.Join(dir, fmt.Sprintf("b%d", i+1)), logLevel: o.nodeLogLvl}
+			if o.envB != "" {
+				b.env = strings.Split(o.envB, ",")
+			}
 			cb = append(cb, b)
 			defer b.stop()
 			if err := b.start(ctx, 3); err != nil {
@@ -351,7 +358,7 @@ func measureWrites(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]r
 			}
 			rb := row{Name: fmt.Sprintf("B%d: create (3 nodes) #%d", j+1, i+1), Res: crb, Ceiling: "raft (b)", CeilVal: raftRes.OpsPerS}
 			if i == 0 {
-				rb.Note = "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin
+				rb.Note = "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin + " " + strings.Join(cb.env, " ")
 			}
 			rb.judge(crb.OpsPerS/raftRes.OpsPerS, true, 0.5)
 			rows = append(rows, rb)
@@ -612,6 +619,7 @@ func startBare(createBody, lookupBody []byte) (*bareServer, error) {
 // cluster is the 3 tokend processes.
 type cluster struct {
 	bin, dir, logLevel string
+	env                []string // extra environment of the nodes
 	nodes              []*proc
 	addrs              []string // http://host:port of each node
 	leader, follower   string
@@ -659,6 +667,7 @@ func (c *cluster) start(ctx context.Context, n int) error {
 			return err
 		}
 		p.cmd = exec.Command(c.bin, args...)
+		p.cmd.Env = append(os.Environ(), c.env...)
 		p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 		p.cmd.SysProcAttr = childAttr()
 		if err := p.cmd.Start(); err != nil {
