@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -26,12 +27,18 @@ var snapshotMagic = []byte("tkdsnap1")
 // fsm.Apply returns, which makes AwaitIndex a true read-your-writes barrier.
 //
 // Apply, ApplyBatch, Snapshot, Restore and StoreConfiguration all run on
-// raft's FSM goroutine; mu guards applied and notify against readers.
+// raft's FSM goroutine; mu serialises the writes of applied with the
+// hand-off of notify (await reads applied and takes notify under mu, so a
+// wake-up is never missed).
 type raftFSM struct {
 	f *fsm.FSM
 
-	mu      sync.Mutex
-	applied uint64
+	// applied is written under mu (with the notify hand-off) and read
+	// without it: every request's Health reads it, and under a write load
+	// those reads queued behind Apply's setApplied on mu.
+	applied atomic.Uint64
+
+	mu sync.Mutex
 	// notify is closed (and replaced) when applied advances and a waiter
 	// took it.
 	notify      chan struct{}
@@ -116,7 +123,7 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	a.mu.Lock()
-	a.applied = index
+	a.applied.Store(index)
 	a.wakeLocked()
 	a.mu.Unlock()
 	return nil
@@ -124,8 +131,8 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 
 func (a *raftFSM) setApplied(index uint64) {
 	a.mu.Lock()
-	if index > a.applied {
-		a.applied = index
+	if index > a.applied.Load() {
+		a.applied.Store(index)
 		a.wakeLocked()
 	}
 	a.mu.Unlock()
@@ -139,17 +146,13 @@ func (a *raftFSM) wakeLocked() {
 	}
 }
 
-func (a *raftFSM) appliedIndex() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.applied
-}
+func (a *raftFSM) appliedIndex() uint64 { return a.applied.Load() }
 
 // await blocks until applied >= index or ctx ends.
 func (a *raftFSM) await(ctx context.Context, index uint64) error {
 	for {
 		a.mu.Lock()
-		if a.applied >= index {
+		if a.applied.Load() >= index {
 			a.mu.Unlock()
 			return nil
 		}

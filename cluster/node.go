@@ -74,6 +74,10 @@ type Node struct {
 	lease       readLease
 	grantor     atomic.Pointer[grantor]
 
+	// addrs is the copy-on-write id → addresses view of members, published
+	// under mu and read without it (gossip.go).
+	addrs atomic.Pointer[memberAddrs]
+
 	mu      sync.Mutex
 	members map[string]*memberRecord
 	meta    nodeMeta

@@ -78,7 +78,7 @@ func main() {
 	flag.IntVar(&o.ceilingSize, "entry-size", ceiling.DefaultEntrySize, "command size of ceiling (b) in bytes (a CreateToken entry)")
 	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
 	flag.StringVar(&o.envB, "compare-env", "", "with -compare-bin: extra environment of the compared clusters' nodes, K=V,K=V (e.g. GOGC=200)")
-	flag.StringVar(&o.binB, "compare-bin", "", "with -writes-only: also run a cluster of each of these tokend binaries (comma list) and alternate their creates with the first's (same-run A/B)")
+	flag.StringVar(&o.binB, "compare-bin", "", "also run a cluster of each of these tokend binaries (comma list): with -writes-only their creates alternate with the first's, else their lookup-self rows (with and without writes) follow the first's (same-run A/B)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:
@@ -87,8 +87,6 @@ func main() {
 		fail("-d must be at least 1s")
 	case o.writesOnly < 0:
 		fail("-writes-only must be >= 0")
-	case o.binB != "" && o.writesOnly == 0:
-		fail("-compare-bin needs -writes-only")
 	case o.envB != "" && o.binB == "":
 		fail("-compare-env needs -compare-bin")
 	case o.conc < 1 || o.prepare < 1 || o.writeRate < 1 || o.children < 1 || o.ceilingSize < 1:
@@ -161,7 +159,7 @@ func run(ctx context.Context, o opts) int {
 	if o.writesOnly > 0 {
 		rows, err = measureWrites(ctx, o, c, cb)
 	} else {
-		rows, err = measure(ctx, o, c)
+		rows, err = measure(ctx, o, c, cb)
 	}
 	if ctx.Err() != nil {
 		// Ctrl-C: clean up (the deferred stop) and say so, no log dump.
@@ -232,7 +230,7 @@ func (r *row) judge(ratio float64, atLeast bool, bound float64) {
 
 // measure runs the profiles and ceilings in an order that puts each
 // ceiling next to the profile it is compared with.
-func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
+func measure(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]row, error) {
 	all := strings.Join(c.addrs, ",")
 	// Capture what a follower answers, for ceiling (a).
 	createBody, lookupBody, err := c.sampleBodies()
@@ -300,6 +298,26 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 		Note: fmt.Sprintf("ratio is p99/p99; background creates %.0f/s, %d errors", bg.OpsPerS, bg.Errors)}
 	r.judge(lsw.P99/ls.P99, false, 2)
 	rows = append(rows, r)
+	// Compared builds: the read rows once more on each of their clusters.
+	for j, cb := range cbs {
+		logf("B%d: lookup-self on a follower, without and under writes", j+1)
+		bls, err := cb.bench(ctx, "b-lookup-self", "-profile", "lookup-self", "-addr", cb.follower, "-d", d, "-c", cc, "-prepare", prep)
+		if err != nil {
+			return nil, err
+		}
+		blsw, bbg, err := cb.underWrites(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		r = row{Name: fmt.Sprintf("B%d: lookup-self (follower)", j+1), Res: bls, Ceiling: "bare http (a)", CeilVal: bareRes.OpsPerS,
+			Note: "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin + " " + strings.Join(cb.env, " ")}
+		r.judge(bls.OpsPerS/bareRes.OpsPerS, true, 0.8)
+		rows = append(rows, r)
+		r = row{Name: fmt.Sprintf("B%d: lookup-self + %d creates/s", j+1, o.writeRate), Res: blsw, Ceiling: "p99 w/o writes", CeilVal: bls.P99,
+			Note: fmt.Sprintf("background creates %.0f/s, %d errors", bbg.OpsPerS, bbg.Errors)}
+		r.judge(blsw.P99/bls.P99, false, 2)
+		rows = append(rows, r)
+	}
 
 	others := []struct {
 		name string
