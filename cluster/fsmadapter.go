@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -26,15 +27,21 @@ var snapshotMagic = []byte("tkdsnap1")
 // fsm.Apply returns, which makes AwaitIndex a true read-your-writes barrier.
 //
 // Apply, ApplyBatch, Snapshot, Restore and StoreConfiguration all run on
-// raft's FSM goroutine; mu guards applied and notify against readers.
+// raft's FSM goroutine; mu serialises the writes of applied with the
+// hand-off of notify (await reads applied and takes notify under mu, so a
+// wake-up is never missed).
 type raftFSM struct {
 	f *fsm.FSM
 	// onKeyring, when set, is called (on the FSM goroutine; it must not
 	// block) after a SetGossipKeyring entry or a snapshot was applied.
 	onKeyring func()
 
-	mu      sync.Mutex
-	applied uint64
+	// applied is written under mu (with the notify hand-off) and read
+	// without it: every request's Health reads it, and under a write load
+	// those reads queued behind Apply's setApplied on mu.
+	applied atomic.Uint64
+
+	mu sync.Mutex
 	// notify is closed (and replaced) when applied advances and a waiter
 	// took it.
 	notify      chan struct{}
@@ -122,7 +129,7 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	a.mu.Lock()
-	a.applied = index
+	a.applied.Store(index)
 	a.wakeLocked()
 	a.mu.Unlock()
 	if a.onKeyring != nil {
@@ -133,8 +140,8 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 
 func (a *raftFSM) setApplied(index uint64) {
 	a.mu.Lock()
-	if index > a.applied {
-		a.applied = index
+	if index > a.applied.Load() {
+		a.applied.Store(index)
 		a.wakeLocked()
 	}
 	a.mu.Unlock()
@@ -148,17 +155,13 @@ func (a *raftFSM) wakeLocked() {
 	}
 }
 
-func (a *raftFSM) appliedIndex() uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.applied
-}
+func (a *raftFSM) appliedIndex() uint64 { return a.applied.Load() }
 
 // await blocks until applied >= index or ctx ends.
 func (a *raftFSM) await(ctx context.Context, index uint64) error {
 	for {
 		a.mu.Lock()
-		if a.applied >= index {
+		if a.applied.Load() >= index {
 			a.mu.Unlock()
 			return nil
 		}

@@ -76,6 +76,27 @@ type memberEvent struct {
 }
 
 // memberRecord is what the node remembers about a gossip member.
+// memberAddrs maps a member's id to the raft and HTTP addresses of its
+// valid metadata. A published map is never modified (copy on write), so
+// leaderInfo, on the path of every request, reads it without n.mu: under
+// load that lock was the most contended one of a follower after the rate
+// limiter's (mutex profile of lookup-self under a create load).
+type memberAddrs map[string]memberAddr
+
+type memberAddr struct{ raft, http string }
+
+// publishAddrsLocked publishes a fresh memberAddrs from n.members; n.mu
+// must be held.
+func (n *Node) publishAddrsLocked() {
+	m := make(memberAddrs, len(n.members))
+	for id, r := range n.members {
+		if r.metaOK {
+			m[id] = memberAddr{raft: r.meta.RaftAddr, http: r.meta.HTTPAddr}
+		}
+	}
+	n.addrs.Store(&m)
+}
+
 type memberRecord struct {
 	name   string
 	addr   string
@@ -303,6 +324,7 @@ func (n *Node) handleEvent(ev memberEvent) {
 			delete(n.members, name)
 		}
 	}
+	n.publishAddrsLocked()
 	n.mu.Unlock()
 
 	switch {

@@ -109,6 +109,10 @@ type Node struct {
 	transferKey []byte
 	keyringCh   chan struct{}
 
+	// addrs is the copy-on-write id → addresses view of members, published
+	// under mu and read without it (gossip.go).
+	addrs atomic.Pointer[memberAddrs]
+
 	mu      sync.Mutex
 	members map[string]*memberRecord
 	meta    nodeMeta

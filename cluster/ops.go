@@ -152,11 +152,11 @@ func (n *Node) leaderInfo() (id, raftAddr, httpAddr string) {
 	if id == n.id {
 		return id, raftAddr, n.cfg.HTTPAddr
 	}
-	n.mu.Lock()
-	if rec := n.members[id]; rec != nil && rec.metaOK && rec.meta.RaftAddr == raftAddr {
-		httpAddr = rec.meta.HTTPAddr
+	if m := n.addrs.Load(); m != nil {
+		if a, ok := (*m)[id]; ok && a.raft == raftAddr {
+			httpAddr = a.http
+		}
 	}
-	n.mu.Unlock()
 	return id, raftAddr, httpAddr
 }
 

@@ -116,8 +116,9 @@ workers (a steady background load: -rate 200 -c 8); without it every
 worker sends its next request as soon as the last one is answered.
 -cpuprofile FILE downloads GET /v1/sys/pprof/profile?seconds=<-d> from the
 first -addr node with -token while the timed run goes on, and writes it
-(Go's pprof format: go tool pprof FILE) once the run is over. -prepare tokens are created (concurrently, untimed) before a
-read profile starts, and the run waits until every node can see them.
+(Go's pprof format: go tool pprof FILE) once the run is over.
+-prepare tokens are created (concurrently, untimed) before a read profile
+starts, and the run waits until every node can see them.
 -token defaults to TOKEND_TOKEN, else VAULT_TOKEN; -addr to TOKEND_ADDR,
 else VAULT_ADDR, else ` + defaultAddr + `.
 Exit codes: 0 the run completed (errors, if any, are in the report);

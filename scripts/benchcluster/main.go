@@ -59,6 +59,7 @@ type opts struct {
 	ceilingSize int
 	writesOnly  int
 	binB        string
+	envB        string
 }
 
 func main() {
@@ -76,7 +77,8 @@ func main() {
 	flag.StringVar(&o.nodeLogLvl, "node-log-level", "warn", "-log-level of the nodes")
 	flag.IntVar(&o.ceilingSize, "entry-size", ceiling.DefaultEntrySize, "command size of ceiling (b) in bytes (a CreateToken entry)")
 	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
-	flag.StringVar(&o.binB, "compare-bin", "", "with -writes-only: also run a cluster of each of these tokend binaries (comma list) and alternate their creates with the first's (same-run A/B)")
+	flag.StringVar(&o.envB, "compare-env", "", "with -compare-bin: extra environment of the compared clusters' nodes, K=V,K=V (e.g. GOGC=200)")
+	flag.StringVar(&o.binB, "compare-bin", "", "also run a cluster of each of these tokend binaries (comma list): with -writes-only their creates alternate with the first's, else their lookup-self rows (with and without writes) follow the first's (same-run A/B)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:
@@ -85,8 +87,8 @@ func main() {
 		fail("-d must be at least 1s")
 	case o.writesOnly < 0:
 		fail("-writes-only must be >= 0")
-	case o.binB != "" && o.writesOnly == 0:
-		fail("-compare-bin needs -writes-only")
+	case o.envB != "" && o.binB == "":
+		fail("-compare-env needs -compare-bin")
 	case o.conc < 1 || o.prepare < 1 || o.writeRate < 1 || o.children < 1 || o.ceilingSize < 1:
 		fail("-c, -prepare, -write-rate, -children and -entry-size must be >= 1")
 	}
@@ -141,6 +143,9 @@ func run(ctx context.Context, o opts) int {
 	if o.binB != "" {
 		for i, bin := range strings.Split(o.binB, ",") {
 			b := &cluster{bin: bin, dir: filepath.Join(dir, fmt.Sprintf("b%d", i+1)), logLevel: o.nodeLogLvl}
+			if o.envB != "" {
+				b.env = strings.Split(o.envB, ",")
+			}
 			cb = append(cb, b)
 			defer b.stop()
 			if err := b.start(ctx, 3); err != nil {
@@ -154,7 +159,7 @@ func run(ctx context.Context, o opts) int {
 	if o.writesOnly > 0 {
 		rows, err = measureWrites(ctx, o, c, cb)
 	} else {
-		rows, err = measure(ctx, o, c)
+		rows, err = measure(ctx, o, c, cb)
 	}
 	if ctx.Err() != nil {
 		// Ctrl-C: clean up (the deferred stop) and say so, no log dump.
@@ -225,7 +230,7 @@ func (r *row) judge(ratio float64, atLeast bool, bound float64) {
 
 // measure runs the profiles and ceilings in an order that puts each
 // ceiling next to the profile it is compared with.
-func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
+func measure(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]row, error) {
 	all := strings.Join(c.addrs, ",")
 	// Capture what a follower answers, for ceiling (a).
 	createBody, lookupBody, err := c.sampleBodies()
@@ -293,6 +298,26 @@ func measure(ctx context.Context, o opts, c *cluster) ([]row, error) {
 		Note: fmt.Sprintf("ratio is p99/p99; background creates %.0f/s, %d errors", bg.OpsPerS, bg.Errors)}
 	r.judge(lsw.P99/ls.P99, false, 2)
 	rows = append(rows, r)
+	// Compared builds: the read rows once more on each of their clusters.
+	for j, cb := range cbs {
+		logf("B%d: lookup-self on a follower, without and under writes", j+1)
+		bls, err := cb.bench(ctx, "b-lookup-self", "-profile", "lookup-self", "-addr", cb.follower, "-d", d, "-c", cc, "-prepare", prep)
+		if err != nil {
+			return nil, err
+		}
+		blsw, bbg, err := cb.underWrites(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		r = row{Name: fmt.Sprintf("B%d: lookup-self (follower)", j+1), Res: bls, Ceiling: "bare http (a)", CeilVal: bareRes.OpsPerS,
+			Note: "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin + " " + strings.Join(cb.env, " ")}
+		r.judge(bls.OpsPerS/bareRes.OpsPerS, true, 0.8)
+		rows = append(rows, r)
+		r = row{Name: fmt.Sprintf("B%d: lookup-self + %d creates/s", j+1, o.writeRate), Res: blsw, Ceiling: "p99 w/o writes", CeilVal: bls.P99,
+			Note: fmt.Sprintf("background creates %.0f/s, %d errors", bbg.OpsPerS, bbg.Errors)}
+		r.judge(blsw.P99/bls.P99, false, 2)
+		rows = append(rows, r)
+	}
 
 	others := []struct {
 		name string
@@ -351,7 +376,7 @@ func measureWrites(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]r
 			}
 			rb := row{Name: fmt.Sprintf("B%d: create (3 nodes) #%d", j+1, i+1), Res: crb, Ceiling: "raft (b)", CeilVal: raftRes.OpsPerS}
 			if i == 0 {
-				rb.Note = "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin
+				rb.Note = "cluster B" + strconv.Itoa(j+1) + " runs " + cb.bin + " " + strings.Join(cb.env, " ")
 			}
 			rb.judge(crb.OpsPerS/raftRes.OpsPerS, true, 0.5)
 			rows = append(rows, rb)
@@ -612,6 +637,7 @@ func startBare(createBody, lookupBody []byte) (*bareServer, error) {
 // cluster is the 3 tokend processes.
 type cluster struct {
 	bin, dir, logLevel string
+	env                []string // extra environment of the nodes
 	nodes              []*proc
 	addrs              []string // http://host:port of each node
 	leader, follower   string
@@ -659,6 +685,7 @@ func (c *cluster) start(ctx context.Context, n int) error {
 			return err
 		}
 		p.cmd = exec.Command(c.bin, args...)
+		p.cmd.Env = append(os.Environ(), c.env...)
 		p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 		p.cmd.SysProcAttr = childAttr()
 		if err := p.cmd.Start(); err != nil {
