@@ -104,11 +104,11 @@ func localKeysAre(c *inproc.Cluster, i int, keys ...[]byte) bool {
 // failures.
 type load struct {
 	ok, failed, retried atomic.Int64
-	mu         sync.Mutex
-	firstErrs  []string
-	stop       chan struct{}
-	once       sync.Once
-	wg         sync.WaitGroup
+	mu                  sync.Mutex
+	firstErrs           []string
+	stop                chan struct{}
+	once                sync.Once
+	wg                  sync.WaitGroup
 }
 
 func startLoad(t *testing.T, c *inproc.Cluster, nodes []int) *load {

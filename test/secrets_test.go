@@ -381,12 +381,12 @@ func TestTokenHashKeyNeverInDataDir(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		var s *vaultapi.Secret
 		eventually("create", func() (err error) {
-			s, err = c.Client(i%3).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "1h"})
+			s, err = c.Client(i % 3).Auth().Token().Create(&vaultapi.TokenCreateRequest{TTL: "1h"})
 			return err
 		})
 		tokens[fmt.Sprintf("token-%d", i)] = []byte(s.Auth.ClientToken)
 		if i%3 == 0 {
-			eventually("revoke", func() error { return c.Client(i%3).Auth().Token().RevokeTree(s.Auth.ClientToken) })
+			eventually("revoke", func() error { return c.Client(i % 3).Auth().Token().RevokeTree(s.Auth.ClientToken) })
 		}
 	}
 	c.WaitFor(20*time.Second, "a snapshot on every node", func() bool {
