@@ -42,6 +42,8 @@ type fakeNode struct {
 	internal   int
 	verifyErr  error
 	httpClient *http.Client
+	// keyring, when set, replaces the one-member GossipKeyring view.
+	keyring func(status.GossipKeyring) status.GossipKeyring
 }
 
 func newFakeLeader() *fakeNode {
@@ -221,6 +223,12 @@ func (n *fakeNode) GossipKeyring() status.GossipKeyring {
 		if i == 0 {
 			kr.Primary[status.KeyFingerprint(k)]++
 		}
+	}
+	n.mu.Lock()
+	f := n.keyring
+	n.mu.Unlock()
+	if f != nil {
+		return f(kr)
 	}
 	return kr
 }
