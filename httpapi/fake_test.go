@@ -45,6 +45,8 @@ type fakeNode struct {
 	// applied yet (Health().Stale; VerifyLeader times out).
 	notReady   bool
 	httpClient *http.Client
+	// keyring, when set, replaces the one-member GossipKeyring view.
+	keyring func(status.GossipKeyring) status.GossipKeyring
 }
 
 func newFakeLeader() *fakeNode {
@@ -228,6 +230,12 @@ func (n *fakeNode) GossipKeyring() status.GossipKeyring {
 		if i == 0 {
 			kr.Primary[status.KeyFingerprint(k)]++
 		}
+	}
+	n.mu.Lock()
+	f := n.keyring
+	n.mu.Unlock()
+	if f != nil {
+		return f(kr)
 	}
 	return kr
 }

@@ -17,8 +17,8 @@ import (
 
 // keyringWait bounds how long a keyring change waits for the live members
 // to report it (Consul's keyring operations also answer once every member
-// has); the change is committed either way.
-const keyringWait = 10 * time.Second
+// has); the change is committed either way. A variable for tests.
+var keyringWait = 10 * time.Second
 
 // keyringPoll is how often that wait looks at the members' metadata.
 const keyringPoll = 50 * time.Millisecond

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokend/tokend/cluster/status"
 )
 
 // keyringBody decodes a keyring response's data.
@@ -20,7 +23,8 @@ type keyringBody struct {
 		NumMembers int    `json:"num_members"`
 		Version    uint64 `json:"version"`
 	} `json:"data"`
-	Errors []string `json:"errors"`
+	Errors   []string `json:"errors"`
+	Warnings []string `json:"warnings"`
 }
 
 func (e *env) keyring(method, op, token, key string) (int, keyringBody) {
@@ -122,5 +126,60 @@ func TestGossipKeyringRejects(t *testing.T) {
 	e.putPolicy("keyring-sudo", `path "sys/keyring/*" { capabilities = ["create", "read", "update", "sudo"] }`)
 	if code, kb := e.keyring("GET", "", e.tokenWith("keyring-sudo"), ""); code != http.StatusOK {
 		t.Fatalf("list with sudo: %d %+v", code, kb)
+	}
+}
+
+// Three live members, of which the others lag: a "use" needs the key on
+// every live member, a "remove" no member still encrypting with it.
+func TestGossipKeyringStepsWaitForLaggingMembers(t *testing.T) {
+	e := newEnv(t, true)
+	old := keyringWait
+	keyringWait = 300 * time.Millisecond // the lagging members never catch up here
+	t.Cleanup(func() { keyringWait = old })
+	k1 := base64.StdEncoding.EncodeToString(fakeGossipKey)
+	k2raw := []byte(strings.Repeat("2", 32))
+	k2 := base64.StdEncoding.EncodeToString(k2raw)
+	fp1, fp2 := status.KeyFingerprint(fakeGossipKey), status.KeyFingerprint(k2raw)
+	lag := map[string]int{} // per fingerprint: members that do not hold it
+	lagPrimary := ""        // the key the lagging members still encrypt with
+	e.node.set(func(n *fakeNode) {
+		n.keyring = func(kr status.GossipKeyring) status.GossipKeyring {
+			kr.Members = 3
+			for fp := range kr.Installed {
+				kr.Installed[fp] += 2 - lag[fp]
+			}
+			if lagPrimary != "" {
+				for fp := range kr.Primary {
+					kr.Primary[fp] = 1
+				}
+				kr.Primary[lagPrimary] += 2
+			} else {
+				for fp := range kr.Primary {
+					kr.Primary[fp] = 3
+				}
+			}
+			return kr
+		}
+	})
+	lag[fp2] = 1
+	code, kb := e.keyring("POST", "install", e.root, k2)
+	// Committed, but one member does not report it within the wait.
+	if code != 200 || kb.Data.Version != 1 || kb.Data.Keys[1].Members != 2 || len(kb.Warnings) != 1 {
+		t.Fatalf("install with a lagging member: %d %+v", code, kb)
+	}
+	if code, kb = e.keyring("POST", "use", e.root, k2); code != 400 || kb.Errors[0] != "key is installed on 2 of 3 live members: wait until keyring list shows it on every member" {
+		t.Fatalf("use before every member holds the key: %d %+v", code, kb)
+	}
+	delete(lag, fp2)
+	lagPrimary = fp1
+	if code, kb = e.keyring("POST", "use", e.root, k2); code != 200 || kb.Data.Version != 2 {
+		t.Fatalf("use: %d %+v", code, kb)
+	}
+	if code, kb = e.keyring("POST", "remove", e.root, k1); code != 400 || kb.Errors[0] != "2 live members still encrypt with this key: wait until keyring list shows the new primary on every member" {
+		t.Fatalf("remove while members encrypt with the key: %d %+v", code, kb)
+	}
+	lagPrimary = ""
+	if code, kb = e.keyring("POST", "remove", e.root, k1); code != 200 || kb.Data.Version != 3 {
+		t.Fatalf("remove: %d %+v", code, kb)
 	}
 }
