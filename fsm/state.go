@@ -122,6 +122,18 @@ func (s *state) indexChild(t *Token) {
 // whose tokens were all stored by insertPrimary (one pass, after the parent
 // links were shared by checkTree).
 func (s *state) indexRestored() {
+	// Size each path's hash set up front: a million tokens share a handful
+	// of paths, and growing one set to a million entries rehashes it
+	// twenty times.
+	perPath := make(map[string]int)
+	for _, t := range s.tokens {
+		if t.Path != "" {
+			perPath[t.Path]++
+		}
+	}
+	for path, n := range perPath {
+		s.paths.reserve(path, n)
+	}
 	for _, t := range s.tokens {
 		s.indexChild(t)
 		if t.ExpireTime != 0 {
