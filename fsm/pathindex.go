@@ -36,6 +36,15 @@ func (p *pathIndex) ReplaceOrInsert(it pathItem) {
 	}
 }
 
+// reserve sizes an empty index's set for path to hold n hashes (a restore
+// knows the counts up front). It adds no entry.
+func (p *pathIndex) reserve(path string, n int) {
+	if _, ok := p.byPath[path]; !ok && n > 0 {
+		p.byPath[path] = make(map[string]struct{}, n)
+		p.sorted.ReplaceOrInsert(path)
+	}
+}
+
 // Delete removes an entry (a no-op when absent).
 func (p *pathIndex) Delete(it pathItem) {
 	set := p.byPath[it.path]
