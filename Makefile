@@ -14,7 +14,7 @@ CHAOS_DURATION ?= 10m
 CHAOS_NODES    ?= 3,5
 CHAOS_ARGS     ?=
 
-.PHONY: all build run cluster cluster-stop test test-e2e chaos chaos-short lint imports tidy tidy-check bench bench-cluster fuzz docs clean
+.PHONY: all build run cluster cluster-stop test test-e2e chaos chaos-short lint imports tidy tidy-check bench bench-cluster bench-scale fuzz docs clean
 
 all: build
 
@@ -94,6 +94,10 @@ BENCH_FLAGS ?=
 bench-cluster: build
 	$(GO) build -o bin/benchcluster ./scripts/benchcluster
 	bin/benchcluster -bin $(BIN) $(BENCH_FLAGS)
+
+## bench-scale: one node seeded to 10k, 100k and 1M tokens: restart time, lookup-self/s and creates/s at each size
+bench-scale:
+	$(GO) test -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 60m ./test/scale/
 
 ## fuzz: every fuzz target for FUZZTIME (30s) each
 fuzz:
