@@ -336,8 +336,11 @@ type restorer struct {
 	sawMeta bool
 }
 
-// maxSizeHint caps the header's token count used to size maps up front.
-const maxSizeHint = 1 << 24
+// maxSizeHint caps the header's token count used to size maps up front:
+// the header is not checked against the records until the end, so a corrupt
+// count must not make Restore allocate gigabytes (larger states still
+// restore, the maps just grow).
+const maxSizeHint = 1 << 20
 
 func newRestorer(tokens int) *restorer {
 	st := newState()
