@@ -38,28 +38,29 @@ var registry = map[Type]*registration{}
 // register adds a command type whose version 1 body is the JSON of C.
 // Registering a type twice is a programmer error and panics at start-up.
 func register[C Command](t Type, name string, apply func(s *state, c C) Result) {
-	if _, dup := registry[t]; dup {
-		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
-	}
-	registry[t] = &registration{
+	addRegistration(t, &registration{
 		name:     name,
 		version:  1,
 		decoders: map[uint8]decodeFunc{1: decodeJSON[C]},
 		apply:    func(s *state, c Command) Result { return apply(s, c.(C)) },
-	}
+	})
 }
 
 // registerLarge is register for a command applied by a largeFunc.
 func registerLarge[C Command](t Type, name string, apply func(f *FSM, c C) Result) {
-	if _, dup := registry[t]; dup {
-		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
-	}
-	registry[t] = &registration{
+	addRegistration(t, &registration{
 		name:     name,
 		version:  1,
 		decoders: map[uint8]decodeFunc{1: decodeJSON[C]},
 		large:    func(f *FSM, c Command) Result { return apply(f, c.(C)) },
+	})
+}
+
+func addRegistration(t Type, r *registration) {
+	if _, dup := registry[t]; dup {
+		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
 	}
+	registry[t] = r
 }
 
 func init() {

@@ -20,7 +20,7 @@ import (
 // must never get a 403.
 func TestRevocationSurvivesFullRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("real-process cluster restart")
+		t.Skip("real-process cluster restart: not in testing.Short mode")
 	}
 	// Bad-auth limiting off: this test presents revoked tokens hundreds of
 	// times from one address on purpose.

@@ -258,7 +258,7 @@ func BenchmarkScale(b *testing.B) {
 // figure was measured, never a timing.
 func TestScaleSmall(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a node and restarts it twice")
+		t.Skip("starts a node and restarts it twice: not in testing.Short mode")
 	}
 	figs := run(t, []int{300, 1200}, 300*time.Millisecond, 4)
 	for _, fg := range figs {
