@@ -22,6 +22,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -653,6 +655,13 @@ type proc struct {
 
 func (c *cluster) start(ctx context.Context, n int) error {
 	c.client = http.Client{Timeout: 10 * time.Second}
+	// Every node needs the same token hash key, kept outside the data dirs.
+	hashKey := filepath.Join(c.dir, "token-hash.key")
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails on Linux
+	if err := os.WriteFile(hashKey, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return err
+	}
 	for i := range n {
 		p := &proc{id: fmt.Sprintf("node%d", i+1), dir: filepath.Join(c.dir, fmt.Sprintf("node%d", i+1))}
 		var err error
@@ -674,7 +683,7 @@ func (c *cluster) start(ctx context.Context, n int) error {
 	for _, p := range c.nodes {
 		args := []string{"server", "-node-id", p.id, "-data-dir", filepath.Join(p.dir, "data"),
 			"-http-addr", p.http, "-raft-addr", p.raft, "-gossip-addr", p.gossip,
-			"-bootstrap-expect", strconv.Itoa(n), "-log-level", c.logLevel}
+			"-bootstrap-expect", strconv.Itoa(n), "-log-level", c.logLevel, "-token-hash-key-file", hashKey}
 		for _, q := range c.nodes {
 			if q != p {
 				args = append(args, "-join", q.gossip)
