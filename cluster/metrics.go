@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,6 +61,7 @@ type nodeMetrics struct {
 	snapCapture  prometheus.Histogram
 	snapPersist  *prometheus.HistogramVec
 	restoreDur   *prometheus.HistogramVec
+	installs     *prometheus.CounterVec
 	forwardByOut map[string]prometheus.Counter
 
 	// applyByType caches applyDur's child per command type.
@@ -103,6 +105,11 @@ func newNodeMetrics() *nodeMetrics {
 			Help:    "Time to restore the state from a snapshot (at start or sent by the leader), by result (ok, error).",
 			Buckets: snapshotBuckets,
 		}, []string{"result"}),
+		installs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokend_snapshot_installs_total",
+			Help: "Snapshots the leader sent this node (raft InstallSnapshot: it was too far behind for the log) " +
+				"that it restored, by result (ok, error); restores of the node's own snapshot at start are not counted.",
+		}, []string{"result"}),
 		forwardByOut: make(map[string]prometheus.Counter, len(forwardOutcomes)),
 	}
 	for _, o := range forwardOutcomes {
@@ -112,6 +119,7 @@ func newNodeMetrics() *nodeMetrics {
 	for _, r := range []string{"ok", "error"} {
 		m.snapPersist.WithLabelValues(r)
 		m.restoreDur.WithLabelValues(r)
+		m.installs.WithLabelValues(r)
 	}
 	return m
 }
@@ -189,6 +197,11 @@ func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 type measuredFSM struct {
 	*raftFSM
 	m *nodeMetrics
+	// running reports whether raft.NewRaft has returned: raft restores the
+	// node's own latest snapshot inside NewRaft, so a Restore while running
+	// is a snapshot the leader sent (InstallSnapshot). Nil: never running.
+	running func() bool
+	log     hclog.Logger
 }
 
 // Snapshot implements raft.FSM.
@@ -205,8 +218,20 @@ func (f measuredFSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM.
 func (f measuredFSM) Restore(rc io.ReadCloser) error {
 	start := time.Now()
+	fromLeader := f.running != nil && f.running()
 	err := f.raftFSM.Restore(rc)
-	f.m.restoreDur.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
+	d := time.Since(start)
+	f.m.restoreDur.WithLabelValues(result(err)).Observe(d.Seconds())
+	if fromLeader {
+		// The proof (and the figures) that a lagging follower caught up
+		// through a snapshot instead of the log.
+		f.m.installs.WithLabelValues(result(err)).Inc()
+		if err != nil {
+			f.log.Error("restoring the snapshot the leader sent failed", "restore", d, "error", err)
+		} else {
+			f.log.Info("installed a snapshot from the leader", "index", f.appliedIndex(), "tokens", f.f.Len(), "restore", d)
+		}
+	}
 	return err
 }
 
@@ -278,7 +303,7 @@ type nodeCollector struct {
 
 func (c *nodeCollector) metrics() []prometheus.Collector {
 	m := c.n.metrics
-	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.snapCapture, m.snapPersist, m.restoreDur}
+	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.snapCapture, m.snapPersist, m.restoreDur, m.installs}
 }
 
 // Describe implements prometheus.Collector.

@@ -350,7 +350,8 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics}, raftconf.CachedLogStore(store), store, snaps, trans)
+	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics,
+		running: func() bool { return n.raftReady.Load() != nil }, log: n.logger}, raftconf.CachedLogStore(store), store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()

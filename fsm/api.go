@@ -333,6 +333,9 @@ type Reader interface {
 	// Check walks every index against the primary token map and reports
 	// what a Tidy command would repair; it changes nothing.
 	Check() TidyReport
+	// Digest fingerprints the whole replicated state at its applied index
+	// (see FSM.Digest), for comparing nodes.
+	Digest() Digest
 }
 
 // --- Issue 3: policies, roles, prefix revocation, batch keys, tidy. ---

@@ -30,8 +30,9 @@
 //     [type byte][version byte][JSON body]; golden entries for every type and
 //     version live in testdata/commands and must never be regenerated;
 //   - CalculateTTL, Vault's TTL formula, shared with the HTTP layer;
-//   - the snapshot stream (snapshot.go) and the state Hash used to compare
-//     nodes. Record kinds are added within format version 1 without
+//   - the snapshot stream (snapshot.go) and the state Hash and Digest
+//     (digest.go: records plus accessor index, with the applied index)
+//     used to compare nodes. Record kinds are added within format version 1 without
 //     changing old ones: a snapshot written before policies, roles and
 //     batch keys existed (testdata/snapshots/core_v1.snap) still restores,
 //     and a state without them snapshots byte-identically to it. Snapshots

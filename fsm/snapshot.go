@@ -118,6 +118,11 @@ func countIs(c *int, n int) bool {
 func (f *FSM) Snapshot() (*Snapshot, error) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	return f.snapshotLocked(), nil
+}
+
+// snapshotLocked is Snapshot; the caller holds wmu.
+func (f *FSM) snapshotLocked() *Snapshot {
 	s := &Snapshot{
 		applied:     f.applied,
 		initialized: f.st.initialized,
@@ -141,7 +146,7 @@ func (f *FSM) Snapshot() (*Snapshot, error) {
 	for _, k := range f.st.batchKeys {
 		s.batchKeys = append(s.batchKeys, k)
 	}
-	return s, nil
+	return s
 }
 
 // AppliedIndex is the raft index the snapshot was taken at.
@@ -259,9 +264,10 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Hash returns a deterministic digest (hex SHA-256) of the whole state,
-// excluding the applied index: two nodes that applied the same log have the
-// same Hash.
+// Hash returns a deterministic digest (hex SHA-256) of the records a
+// snapshot holds, excluding the applied index: two nodes that applied the
+// same log have the same Hash. Digest also covers the accessor index and
+// reports the applied index it was taken at.
 func (f *FSM) Hash() string {
 	s, _ := f.Snapshot()
 	h := sha256.New()

@@ -236,6 +236,7 @@ var rootPaths = []string{
 	"sys/internal/inspect/*",
 	"sys/pprof",
 	"sys/pprof/*",
+	"sys/storage/fsm-hash",
 }
 
 // rootProtected reports whether path (as ACLs see it) is root-protected.

@@ -41,6 +41,7 @@ func APIDocs() []byte {
 		{"Profiling (`/v1/sys/pprof/…`)", s.pprofRoutes()},
 		{"Telemetry (`/v1/sys/metrics`)", s.metricsRoutes()},
 		{"Gossip keyring (`/v1/sys/keyring/gossip…`)", s.keyringRoutes()},
+		{"State digest (`/v1/sys/storage/fsm-hash`)", s.fsmHashRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

@@ -236,6 +236,10 @@ func TestMetricsOnCluster(t *testing.T) {
 	if n, _ := m.sum("tokend_snapshot_restore_duration_seconds", map[string]string{"result": "ok"}); n != 1 {
 		t.Errorf("restores after restart = %v, want 1", n)
 	}
+	// Its own snapshot, not one the leader sent.
+	if n, _ := m.sum("tokend_snapshot_installs_total", nil); n != 0 {
+		t.Errorf("snapshot installs after a restart on an up-to-date log = %v, want 0", n)
+	}
 	if tokens := m.gauge(t, "tokend_fsm_tokens"); tokens != 1+creates {
 		t.Errorf("restarted follower: tokend_fsm_tokens = %v, want %d", tokens, 1+creates)
 	}
