@@ -212,50 +212,9 @@ func saveJSON(path string, v any) error {
 // restarted cluster.
 func finalChecks(c *Cluster, ops []*Op, logf func(string, ...any)) []Violation {
 	var out []Violation
-	// C4: every node's token set (its local accessor list) equals the
-	// leader's within 10 s.
-	var sets [][]string
-	var lastErr error
-	deadline := time.Now().Add(10 * time.Second)
-	converged := false
-	for time.Now().Before(deadline) {
-		sets, lastErr = nil, nil
-		ref, err := c.Accessors(0, true)
-		if err != nil {
-			lastErr = err
-			time.Sleep(200 * time.Millisecond) // retry interval
-			continue
-		}
-		slices.Sort(ref)
-		equal := true
-		for k := range c.Nodes {
-			s, err := c.Accessors(k, false)
-			if err != nil {
-				lastErr, equal = err, false
-				break
-			}
-			slices.Sort(s)
-			sets = append(sets, s)
-			if !slices.Equal(s, ref) {
-				equal = false
-			}
-		}
-		if equal {
-			converged = true
-			break
-		}
-		time.Sleep(200 * time.Millisecond) // retry interval
-	}
-	if !converged {
-		d := "node token sets differ 10 s after healing"
-		if lastErr != nil {
-			d += ": " + lastErr.Error()
-		}
-		for k, s := range sets {
-			d += fmt.Sprintf("; n%d has %d", k+1, len(s))
-		}
-		out = append(out, Violation{Checker: CheckConverge, At: -1, Detail: d})
-	}
+	// C4: every node's state digest (sys/storage/fsm-hash) equal at one
+	// applied index within 10 s of the heal (converge.go).
+	out = append(out, checkConvergence(c, 10*time.Second, logf)...)
 
 	// C3: every acknowledged create is present and every acknowledged
 	// revoke is absent on every node (local state) and in a consistent read.

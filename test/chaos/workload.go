@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,7 +65,14 @@ type Workload struct {
 	// Skipped counts ticks without an operation because Workers were in
 	// flight.
 	Skipped int
+	// paused: ticks start no operation (Pause).
+	paused atomic.Bool
 }
+
+// Pause stops (true) or resumes (false) starting new operations; those in
+// flight complete. Scenarios quiesce the cluster with it to compare state
+// digests at one applied index.
+func (w *Workload) Pause(p bool) { w.paused.Store(p) }
 
 // NewWorkload prepares a workload against c recording into rec.
 func NewWorkload(cfg WorkloadConfig, c *Cluster, rec *Recorder) *Workload {
@@ -92,6 +100,9 @@ func (w *Workload) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if w.paused.Load() {
+			continue
 		}
 		select {
 		case sem <- struct{}{}:

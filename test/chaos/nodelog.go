@@ -1,0 +1,94 @@
+package chaos
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogLine is one JSON line of a node log (hclog's JSON format), with the
+// fields the scenario figures use.
+type LogLine struct {
+	Node    string
+	At      time.Time
+	Message string
+	Fields  map[string]any
+}
+
+// ReadLogLines returns the lines of the node logs (node ID → path) whose
+// message is one of messages, in file order per node.
+func ReadLogLines(logs map[string]string, messages ...string) ([]LogLine, error) {
+	want := make(map[string]bool, len(messages))
+	for _, m := range messages {
+		want[m] = true
+	}
+	var out []LogLine
+	for node, path := range logs {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			hit := false
+			for m := range want {
+				if strings.Contains(string(line), m) {
+					hit = true
+					break
+				}
+			}
+			if !hit {
+				continue
+			}
+			var fields map[string]any
+			if json.Unmarshal(line, &fields) != nil {
+				continue
+			}
+			msg, _ := fields["@message"].(string)
+			ts, _ := fields["@timestamp"].(string)
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if !want[msg] || err != nil {
+				continue
+			}
+			out = append(out, LogLine{Node: node, At: at, Message: msg, Fields: fields})
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Field returns a string or number field of the line as a string.
+func (l LogLine) Field(name string) string {
+	switch v := l.Fields[name].(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return ""
+}
+
+// Number returns a numeric field (0 when absent or not a number).
+func (l LogLine) Number(name string) float64 {
+	v, _ := l.Fields[name].(float64)
+	return v
+}
+
+// linesBetween returns the lines with At in [from, to).
+func linesBetween(lines []LogLine, from, to time.Time) []LogLine {
+	var out []LogLine
+	for _, l := range lines {
+		if !l.At.Before(from) && l.At.Before(to) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
