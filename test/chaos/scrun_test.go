@@ -275,4 +275,3 @@ type scFigures []string
 func (f *scFigures) add(format string, args ...any) { *f = append(*f, fmt.Sprintf(format, args...)) }
 
 func (f scFigures) String() string { return strings.Join(f, "\n  ") }
-
