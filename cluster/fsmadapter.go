@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -17,6 +18,10 @@ import (
 // snapshotMagic starts every snapshot this adapter writes; the next 8 bytes
 // are the applied index (big endian), then the fsm's own snapshot stream.
 var snapshotMagic = []byte("tkdsnap1")
+
+// errStaleSnapshot refuses a snapshot that is not newer than the state
+// (raftFSM.Restore).
+var errStaleSnapshot = errors.New("stale snapshot refused")
 
 // raftFSM adapts *fsm.FSM to raft.FSM and tracks the index of the last entry
 // the state machine has really applied.
@@ -125,6 +130,22 @@ func (a *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("unknown snapshot format")
 	}
 	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
+	if cur := a.appliedIndex(); index <= cur {
+		// A snapshot no newer than the applied state holds nothing this
+		// node lacks (everything applied was committed, so its state at
+		// index is the snapshot), and restoring it would move the state —
+		// which this node may be serving reads from under a read lease —
+		// back in time. hashicorp/raft installs whatever a leader sends,
+		// and a leader does send such a snapshot: when a follower is
+		// removed while replication to it is blocked (a partition) and is
+		// re-added, the stopped replication goroutine's last best-effort
+		// round still runs with the old nextIndex once its RPC fails, and
+		// ships the old snapshot after the new goroutine has caught the
+		// follower up (found by test/chaos T5). A fresh replication state
+		// never sends one: it sends a snapshot only when the follower's
+		// log ends before the leader's, which lies below the snapshot.
+		return fmt.Errorf("snapshot at index %d is not newer than applied index %d: %w", index, cur, errStaleSnapshot)
+	}
 	if err := a.f.Restore(rc); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -77,5 +79,73 @@ func TestApplyBatch(t *testing.T) {
 	defer cancel()
 	if err := a.await(ctx, 14); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("await(14) before it was applied: %v", err)
+	}
+}
+
+// memSink is a raft.SnapshotSink into memory.
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
+
+// snapshotAt persists a's current state as raft would.
+func snapshotAt(t *testing.T, a *raftFSM) []byte {
+	t.Helper()
+	s, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := s.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.Bytes()
+}
+
+// TestRestoreRefusesSnapshotNotNewerThanApplied: a snapshot at or below the
+// applied index is refused and leaves state and index alone (restoring it
+// moved a follower serving reads back in time: test/chaos T5, where a
+// leader's stopped replication goroutine re-sent an old snapshot after the
+// re-added follower had caught up); a newer one restores, and so does any
+// snapshot into an empty state (the node's own at start).
+func TestRestoreRefusesSnapshotNotNewerThanApplied(t *testing.T) {
+	enc := func(c fsm.Command) []byte {
+		b, err := fsm.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a := newRaftFSM(fsm.New())
+	c1, h1 := newToken(t, time.Hour)
+	c2, h2 := newToken(t, time.Hour)
+	a.ApplyBatch([]*raft.Log{{Index: 10, Type: raft.LogCommand, Data: enc(c1)}})
+	old := snapshotAt(t, a)
+	a.ApplyBatch([]*raft.Log{{Index: 20, Type: raft.LogCommand, Data: enc(c2)}})
+	newer := snapshotAt(t, a)
+	before := a.f.Digest()
+	for name, snap := range map[string][]byte{"older": old, "same index": newer} {
+		err := a.Restore(io.NopCloser(bytes.NewReader(snap)))
+		if !errors.Is(err, errStaleSnapshot) {
+			t.Fatalf("%s snapshot: err %v, want errStaleSnapshot", name, err)
+		}
+		if a.appliedIndex() != 20 || a.f.Digest() != before {
+			t.Fatalf("%s snapshot changed the state: applied %d", name, a.appliedIndex())
+		}
+		if _, ok := a.f.Token(h2); !ok {
+			t.Fatalf("%s snapshot removed the newer token", name)
+		}
+	}
+	// An empty state (start-up) takes either; a state behind takes a newer one.
+	b := newRaftFSM(fsm.New())
+	if err := b.Restore(io.NopCloser(bytes.NewReader(old))); err != nil || b.appliedIndex() != 10 {
+		t.Fatalf("restore into an empty state: %v, applied %d", err, b.appliedIndex())
+	}
+	if _, ok := b.f.Token(h1); !ok {
+		t.Fatal("restored state misses the token")
+	}
+	if err := b.Restore(io.NopCloser(bytes.NewReader(newer))); err != nil || b.appliedIndex() != 20 || b.f.Digest() != before {
+		t.Fatalf("restore of a newer snapshot: %v, applied %d", err, b.appliedIndex())
 	}
 }

@@ -108,7 +108,7 @@ func newNodeMetrics() *nodeMetrics {
 		installs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokend_snapshot_installs_total",
 			Help: "Snapshots the leader sent this node (raft InstallSnapshot: it was too far behind for the log) " +
-				"that it restored, by result (ok, error); restores of the node's own snapshot at start are not counted.",
+				"that it restored, by result: ok, stale (refused: not newer than the applied state), error; restores of the node's own snapshot at start are not counted.",
 		}, []string{"result"}),
 		forwardByOut: make(map[string]prometheus.Counter, len(forwardOutcomes)),
 	}
@@ -121,6 +121,7 @@ func newNodeMetrics() *nodeMetrics {
 		m.restoreDur.WithLabelValues(r)
 		m.installs.WithLabelValues(r)
 	}
+	m.installs.WithLabelValues(installStale)
 	return m
 }
 
@@ -225,10 +226,15 @@ func (f measuredFSM) Restore(rc io.ReadCloser) error {
 	if fromLeader {
 		// The proof (and the figures) that a lagging follower caught up
 		// through a snapshot instead of the log.
-		f.m.installs.WithLabelValues(result(err)).Inc()
-		if err != nil {
+		switch {
+		case errors.Is(err, errStaleSnapshot):
+			f.m.installs.WithLabelValues(installStale).Inc()
+			f.log.Warn("refused a snapshot from the leader that is not newer than the applied state", "error", err)
+		case err != nil:
+			f.m.installs.WithLabelValues(result(err)).Inc()
 			f.log.Error("restoring the snapshot the leader sent failed", "restore", d, "error", err)
-		} else {
+		default:
+			f.m.installs.WithLabelValues(result(err)).Inc()
 			f.log.Info("installed a snapshot from the leader", "index", f.appliedIndex(), "tokens", f.f.Len(), "restore", d)
 		}
 	}
@@ -248,6 +254,9 @@ func (s measuredSnapshot) Persist(sink raft.SnapshotSink) error {
 	s.m.snapPersist.WithLabelValues(result(err)).Observe(time.Since(start).Seconds())
 	return err
 }
+
+// installStale is the result label of a refused stale snapshot.
+const installStale = "stale"
 
 func result(err error) string {
 	if err != nil {
