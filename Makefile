@@ -49,14 +49,15 @@ test: lint tidy-check
 test-e2e: build
 	TOKEND_FAILOVER_TRIES=10 $(GO) test -count=1 -timeout 30m -v -run 'TestProcess|TestCLI' ./test/
 
-## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all;
+## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all,
+## then the T2/T5/T11 scenarios at their RELIABILITY.md length;
 ## artifacts (histories, schedule, logs, report) are kept when it fails, or always with CHAOS_ARGS=-chaos.artifacts=DIR
 chaos:
 	./scripts/ensure-chaos-deps.sh
 	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
 		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
 
-## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes); part of make test
+## chaos-short: one round of every nemesis on 3 nodes, then short T2/T5/T11 scenarios (about 3 minutes); part of make test
 chaos-short:
 	./scripts/ensure-chaos-deps.sh
 	$(GO) test -tags chaos -count=1 -timeout 10m -v -run TestChaos ./test/chaos/ \

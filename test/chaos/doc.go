@@ -38,7 +38,15 @@
 // The checkers (check.go) are: linearizability of writes and consistent
 // reads per token family with porcupine; revocation visibility and bounded
 // staleness of default reads; the final ledger (no acknowledged create
-// lost, no acknowledged revoke undone, on every node); convergence of every
-// node's token set; at most one leader per term (from the node logs); no
+// lost, no acknowledged revoke undone, on every node); convergence (every
+// node's state digest, sys/storage/fsm-hash, equal at one applied index;
+// converge.go); at most one leader per term (from the node logs); no
 // panic in any node log; and availability per fault.
+//
+// # Scenarios
+//
+// Besides TestChaos's random schedule, RELIABILITY.md T2 (isolated
+// leader), T5 (snapshot install under load) and T11 (follower restart) run
+// as their own tests on their own clusters (t2_*, t5_*, t11_*_test.go,
+// scrun_test.go), with pass criteria and figures of their own.
 package chaos
