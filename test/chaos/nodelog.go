@@ -3,7 +3,9 @@ package chaos
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,4 +93,46 @@ func linesBetween(lines []LogLine, from, to time.Time) []LogLine {
 		}
 	}
 	return out
+}
+
+// electionCause explains one election (a "gained leadership" line) from the
+// node logs: how the leadership before it ended. An election follows a
+// leader that stepped down, died or was cut off; it is the rejoining
+// node's doing unless the previous leader stepped down because it lost
+// contact with followers other than rejoiner ("failed to contact quorum of
+// nodes, stepping down", with the "failed to contact" lines just before it
+// naming only other nodes). byOthers reports that case; why says what the
+// logs show either way.
+func electionCause(lines []LogLine, gain LogLine, rejoiner string) (byOthers bool, why string) {
+	var lost *LogLine
+	for i := range lines {
+		l := &lines[i]
+		if l.Message == "lost leadership" && l.At.Before(gain.At) && (lost == nil || l.At.After(lost.At)) {
+			lost = l
+		}
+	}
+	if lost == nil {
+		return false, "no leader stepped down before it in the logs"
+	}
+	stepDown := false
+	var failed []string
+	for _, l := range lines {
+		if l.Node != lost.Node || l.At.After(lost.At) || lost.At.Sub(l.At) > 10*time.Millisecond {
+			continue
+		}
+		switch l.Message {
+		case "failed to contact quorum of nodes, stepping down":
+			stepDown = true
+		case "failed to contact":
+			failed = append(failed, l.Field("server-id"))
+		}
+	}
+	if !stepDown {
+		return false, fmt.Sprintf("%s lost leadership at %s for another reason than failed contact", lost.Node, lost.At.Format("15:04:05.000"))
+	}
+	if len(failed) == 0 || slices.Contains(failed, rejoiner) {
+		return false, fmt.Sprintf("%s stepped down at %s after failing to contact %v", lost.Node, lost.At.Format("15:04:05.000"), failed)
+	}
+	return true, fmt.Sprintf("%s stepped down at %s after failing to contact %v (not %s) for LeaderLeaseTimeout",
+		lost.Node, lost.At.Format("15:04:05.000"), failed, rejoiner)
 }

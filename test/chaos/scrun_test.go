@@ -275,3 +275,13 @@ type scFigures []string
 func (f *scFigures) add(format string, args ...any) { *f = append(*f, fmt.Sprintf(format, args...)) }
 
 func (f scFigures) String() string { return strings.Join(f, "\n  ") }
+
+// leadershipLines reads what electionCause needs.
+func (s *scRun) leadershipLines() []LogLine {
+	lines, err := ReadLogLines(s.logs(), "gained leadership", "lost leadership", "failed to contact",
+		"failed to contact quorum of nodes, stepping down")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return lines
+}
