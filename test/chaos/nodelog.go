@@ -84,17 +84,6 @@ func (l LogLine) Number(name string) float64 {
 	return v
 }
 
-// linesBetween returns the lines with At in [from, to).
-func linesBetween(lines []LogLine, from, to time.Time) []LogLine {
-	var out []LogLine
-	for _, l := range lines {
-		if !l.At.Before(from) && l.At.Before(to) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // electionCause explains one election (a "gained leadership" line) from the
 // node logs: how the leadership before it ended. An election follows a
 // leader that stepped down, died or was cut off; it is the rejoining

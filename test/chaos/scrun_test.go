@@ -269,13 +269,6 @@ func (s *scRun) gainedLeadership() []LogLine {
 	return lines
 }
 
-// scFigures collects a scenario's figures for one summary log line.
-type scFigures []string
-
-func (f *scFigures) add(format string, args ...any) { *f = append(*f, fmt.Sprintf(format, args...)) }
-
-func (f scFigures) String() string { return strings.Join(f, "\n  ") }
-
 // leadershipLines reads what electionCause needs.
 func (s *scRun) leadershipLines() []LogLine {
 	lines, err := ReadLogLines(s.logs(), "gained leadership", "lost leadership", "failed to contact",
@@ -284,4 +277,15 @@ func (s *scRun) leadershipLines() []LogLine {
 		s.t.Fatal(err)
 	}
 	return lines
+}
+
+// linesBetween returns the lines with At in [from, to).
+func linesBetween(lines []LogLine, from, to time.Time) []LogLine {
+	var out []LogLine
+	for _, l := range lines {
+		if !l.At.Before(from) && l.At.Before(to) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
