@@ -31,15 +31,24 @@ type logSink struct {
 	mu   sync.Mutex
 	t    testing.TB
 	done bool
+	buf  strings.Builder // everything written, for output
 }
 
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.buf.Write(p)
 	if !s.done {
 		s.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// output returns every line logged so far.
+func (s *logSink) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 func (s *logSink) close() {

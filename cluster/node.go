@@ -41,6 +41,9 @@ type Node struct {
 	adapter   *raftFSM
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
+	// contact wraps transport for raft: the time each peer last answered
+	// this node's AppendEntries (contact.go).
+	contact *contactTransport
 	store     *raftboltdb.BoltStore
 	ml        *memberlist.Memberlist
 	observer  *raft.Observer
@@ -350,13 +353,14 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics}, raftconf.CachedLogStore(store), store, snaps, trans)
+	contact := &contactTransport{NetworkTransport: trans}
+	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics}, raftconf.CachedLogStore(store), store, snaps, contact)
 	if err != nil {
 		trans.Close()
 		store.Close()
 		return false, fmt.Errorf("start raft: %w", err)
 	}
-	n.raft, n.transport, n.store, n.stream = r, trans, store, stream
+	n.raft, n.transport, n.contact, n.store, n.stream = r, trans, contact, store, stream
 	n.raftReady.Store(r)
 	if n.cfg.TLS != nil {
 		n.startForwardServer()
