@@ -43,11 +43,11 @@ type Node struct {
 	transport *raft.NetworkTransport
 	// contact wraps transport for raft: the time each peer last answered
 	// this node's AppendEntries (contact.go).
-	contact *contactTransport
-	store     *raftboltdb.BoltStore
-	ml        *memberlist.Memberlist
-	observer  *raft.Observer
-	client    *http.Client
+	contact  *contactTransport
+	store    *raftboltdb.BoltStore
+	ml       *memberlist.Memberlist
+	observer *raft.Observer
+	client   *http.Client
 
 	raftAddr   string
 	gossipAddr string
