@@ -41,13 +41,14 @@ type Node struct {
 	adapter   *raftFSM
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+	ml        *memberlist.Memberlist
+	observer  *raft.Observer
+	client    *http.Client
+
 	// contact wraps transport for raft: the time each peer last answered
 	// this node's AppendEntries (contact.go).
-	contact  *contactTransport
-	store    *raftboltdb.BoltStore
-	ml       *memberlist.Memberlist
-	observer *raft.Observer
-	client   *http.Client
+	contact *contactTransport
 
 	raftAddr   string
 	gossipAddr string
