@@ -67,6 +67,10 @@ type Node struct {
 	peerMu         sync.Mutex
 	peerClients    map[string]*http.Client
 
+	// inflight holds the forwards waiting for the leader's answer
+	// (forward.go).
+	inflight forwardSet
+
 	events      chan memberEvent
 	eventSeq    atomic.Uint64
 	overflowMu  sync.Mutex
@@ -176,8 +180,9 @@ func New(cfg Config) (*Node, error) {
 	if n.client == nil {
 		// No Client.Timeout: sendForward bounds every request with a
 		// ForwardTimeout context already, and Client.Timeout would add a
-		// second deadline context and body wrapper per request.
-		dial := (&net.Dialer{Timeout: 2 * time.Second}).DialContext
+		// second deadline context and body wrapper per request. The dial
+		// is bounded by forwardDialer.
+		dial := (&net.Dialer{}).DialContext
 		if wrap := cfg.WrapPeerConn; wrap != nil {
 			inner := dial
 			dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -190,7 +195,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.client = &http.Client{
 			Transport: &http.Transport{
-				DialContext: dial,
+				DialContext: n.forwardDialer(dial),
 				// One idle keep-alive connection per concurrent forward,
 				// so a burst of writes through a follower does not close
 				// and redial connections (the library default keeps 2).
@@ -394,7 +399,8 @@ func (n *Node) closeRaft() error {
 	return errors.Join(errs...)
 }
 
-// observerLoop logs leader changes.
+// observerLoop logs leader changes and cuts off forwards in flight to a
+// leader that is no longer the leader (cancelForwards).
 func (n *Node) observerLoop() {
 	defer n.wg.Done()
 	for {
@@ -403,6 +409,7 @@ func (n *Node) observerLoop() {
 			return
 		case o := <-n.observerCh:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				n.cancelForwards(string(lo.LeaderID))
 				n.logger.Info("leader changed", "leader", string(lo.LeaderID),
 					"leader_addr", string(lo.LeaderAddr), "term", n.raft.CurrentTerm())
 			}
