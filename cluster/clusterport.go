@@ -95,9 +95,12 @@ func (n *Node) peerClient(id string) *http.Client {
 	c := &http.Client{
 		Timeout: n.timing.ForwardTimeout,
 		Transport: &http.Transport{
-			DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			// Connect and handshake bounded by ForwardDialTimeout, not by
+			// the transport's (raft's) timeout: a leader that does not
+			// answer fails the forward fast, and it never left this node.
+			DialTLSContext: n.forwardDialer(func(ctx context.Context, _, addr string) (net.Conn, error) {
 				return n.stream.dialTLS(ctx, addr, ALPNForward, expectID(id))
-			},
+			}),
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     30 * time.Second,
 		},

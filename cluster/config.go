@@ -117,6 +117,9 @@ type Timing struct {
 	ApplyTimeout time.Duration
 	// ForwardTimeout bounds one forwarded HTTP request.
 	ForwardTimeout time.Duration
+	// ForwardDialTimeout bounds connecting to the leader for a forward,
+	// the cluster TLS handshake included.
+	ForwardDialTimeout time.Duration
 	// JoinRetryMin and JoinRetryMax bound the backoff of background joins.
 	JoinRetryMin time.Duration
 	JoinRetryMax time.Duration
@@ -167,6 +170,11 @@ func DefaultTiming() Timing {
 		JoinRetryMin:      250 * time.Millisecond,
 		JoinRetryMax:      5 * time.Second,
 		LeaveTimeout:      2 * time.Second,
+
+		// A LAN connect and TLS handshake take a few milliseconds; a
+		// leader that does not complete one within a second lost the SYN
+		// or is not running (the kernel retransmits the SYN after 1 s).
+		ForwardDialTimeout: time.Second,
 	}
 }
 
@@ -201,6 +209,8 @@ func FastTiming() Timing {
 		JoinRetryMin:      20 * time.Millisecond,
 		JoinRetryMax:      200 * time.Millisecond,
 		LeaveTimeout:      500 * time.Millisecond,
+
+		ForwardDialTimeout: time.Second,
 	}
 }
 
@@ -224,6 +234,7 @@ func (t Timing) withDefaults() Timing {
 		{&t.LeaderWait, &d.LeaderWait},
 		{&t.ApplyTimeout, &d.ApplyTimeout},
 		{&t.ForwardTimeout, &d.ForwardTimeout},
+		{&t.ForwardDialTimeout, &d.ForwardDialTimeout},
 		{&t.JoinRetryMin, &d.JoinRetryMin},
 		{&t.JoinRetryMax, &d.JoinRetryMax},
 		{&t.LeaveTimeout, &d.LeaveTimeout},

@@ -39,7 +39,9 @@
 // leader reconciles raft with gossip on every gossip event and every
 // ReconcileInterval: an alive member that is not a voter is added; a member
 // that left gracefully is removed; a failed member is removed only after
-// FailedGrace and only if the remaining alive voters keep a quorum; every
+// FailedGrace, only once raft lost it too (its last answer to the leader's
+// AppendEntries is older than four heartbeat timeouts: contact.go,
+// keptByRaft) and only if the remaining alive voters keep a quorum; every
 // two probe intervals a node re-joins one member gossip declared failed
 // (reconnect.go), since memberlist itself never contacts a dead member
 // again. The leader never removes itself; a leader that shuts down first
@@ -102,7 +104,10 @@
 //   - A request is forwarded at most once, and only to the raft leader:
 //     with cluster TLS to its raft address over a connection that must
 //     authenticate as its id; without, to the HTTP address gossip
-//     published for the raft leader's id and raft address.
+//     published for the raft leader's id and raft address. A leader
+//     change raft reports cuts off forwards held by the old leader; only a
+//     request marked status.WithRetrySafe, or one that never left this
+//     node, is sent again (forward.go).
 //
 // # Cluster port (cluster TLS)
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -34,6 +35,16 @@ var hopByHop = []string{
 // returns status.ErrNoLeader. On error nothing has been written to w, and
 // r.Body is left re-readable.
 //
+// A request is sent a second time only when that cannot make it run
+// twice with a different outcome: when the first copy provably never left
+// (connect or handshake failed, bounded by Timing.ForwardDialTimeout), or
+// when the caller marked it status.WithRetrySafe. When raft reports a
+// leader change (or the loss of the leader) while the old leader holds the
+// request, the forward is cancelled at once (cancelForwards) instead of
+// waiting out ForwardTimeout on a leader that may never answer: a
+// retry-safe request then goes to the new leader, any other gets
+// status.ErrLeaderChanged (the old leader may have applied it).
+//
 // The target is chosen by forwardTarget from the raft leader's id, never
 // from the request. With cluster TLS it is the leader's raft address from
 // the raft library over the cluster port, on a connection whose peer
@@ -62,6 +73,7 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		body = b
 	}
 
+	retrySafe := status.RetrySafe(r.Context())
 	failed := ""
 	for attempt := 0; attempt < 2; attempt++ {
 		// Fast path: a known leader with a usable address needs no wait (and
@@ -91,19 +103,34 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 			continue
 		}
 		start := time.Now()
-		resp, cancelReq, err := n.sendForward(r, base, client, body)
+		resp, cancelReq, err := n.sendForward(r, id, base, client, body)
 		if err != nil {
 			// No path in logs: token endpoints carry token IDs in the path.
-			n.logger.Warn("forward to leader failed", "leader", id, "method", r.Method, "error", err)
-			if r.Context().Err() != nil {
+			n.logger.Warn("forward to leader failed", "leader", id, "method", r.Method,
+				"retry_safe", retrySafe, "held", time.Since(start), "error", err)
+			switch {
+			case r.Context().Err() != nil:
 				return false, status.ErrTimeout
-			}
-			if !isConnError(err) {
-				// A timeout: the leader may be executing it; do not send it
-				// twice.
+			case errors.Is(err, errLeaderChanged):
+				if !retrySafe {
+					// The old leader may have applied it: only the client
+					// can decide to send it again.
+					return false, status.ErrLeaderChanged
+				}
+				// Whoever leads now (the old leader again after a
+				// hiccup, too) gets it.
+				failed = ""
+			case neverSent(err):
+				// Never sent: safe to send to whoever leads next.
+				failed = id
+			case retrySafe && isConnError(err):
+				failed = id
+			default:
+				// A timeout, or a connection that broke after the
+				// request went out: the leader may be executing it; do
+				// not send it twice.
 				return false, status.ErrNoLeader
 			}
-			failed = id
 			continue
 		}
 		copyResponse(w, resp)
@@ -114,6 +141,80 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		return true, nil
 	}
 	return false, status.ErrNoLeader
+}
+
+// errLeaderChanged is the cancellation cause of a forward that
+// cancelForwards cut off.
+var errLeaderChanged = errors.New("raft reported another leader (or none) while the request was forwarded")
+
+// errForwardDial marks a failure to connect (or complete the cluster TLS
+// handshake) to the leader: the request was never sent.
+var errForwardDial = errors.New("connect to leader")
+
+// forwardDialer bounds connecting to the leader, the TLS handshake
+// included, by Timing.ForwardDialTimeout, and marks its failures with
+// errForwardDial.
+func (n *Node) forwardDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, n.timing.ForwardDialTimeout)
+		defer cancel()
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: %w", errForwardDial, addr, err)
+		}
+		return c, nil
+	}
+}
+
+// inflightForward is one forward waiting for the leader's answer.
+type inflightForward struct {
+	leader string
+	cancel context.CancelCauseFunc
+}
+
+// forwardSet holds the forwards waiting for a leader's answer, so that a
+// leader change can cut off those sent to the old leader at once: an
+// isolated leader never answers, and without this they would wait out
+// ForwardTimeout although raft elected a new leader within an election
+// timeout.
+type forwardSet struct {
+	mu sync.Mutex
+	m  map[*inflightForward]struct{}
+}
+
+func (s *forwardSet) add(f *inflightForward) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = make(map[*inflightForward]struct{})
+	}
+	s.m[f] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *forwardSet) remove(f *inflightForward) {
+	s.mu.Lock()
+	delete(s.m, f)
+	s.mu.Unlock()
+}
+
+// cancelForwards cuts off every forward in flight to a leader other than
+// leader ("" cancels them all). observerLoop calls it on every leader
+// change raft reports.
+func (n *Node) cancelForwards(leader string) {
+	s := &n.inflight
+	s.mu.Lock()
+	var cut int
+	for f := range s.m {
+		if f.leader != leader {
+			f.cancel(errLeaderChanged)
+			delete(s.m, f)
+			cut++
+		}
+	}
+	s.mu.Unlock()
+	if cut > 0 {
+		n.logger.Info("cancelled forwards to the previous leader", "count", cut, "leader", leader)
+	}
 }
 
 // maxBodyPrealloc bounds the buffer readBody allocates up front from a
@@ -154,12 +255,19 @@ func (n *Node) waitLeaderChange(ctx context.Context, failed string) {
 	}
 }
 
-// sendForward sends one copy of r to the leader. The returned cancel must be
-// called after the response body has been read.
+// sendForward sends one copy of r to leader id. The returned cancel must
+// be called after the response body has been read. Until the leader's
+// answer arrives the forward is in n.inflight: a leader change raft reports
+// meanwhile cancels it, and the error wraps errLeaderChanged.
 // base is the leader's scheme://host:port (forwardTarget); nothing of the
 // request's own Host, X-Forwarded-* or absolute request line is used.
-func (n *Node) sendForward(r *http.Request, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), n.timing.ForwardTimeout)
+func (n *Node) sendForward(r *http.Request, id, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
+	tctx, cancelTimeout := context.WithTimeout(r.Context(), n.timing.ForwardTimeout)
+	ctx, cancelCause := context.WithCancelCause(tctx)
+	cancel := func() {
+		cancelCause(context.Canceled)
+		cancelTimeout()
+	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		cancel()
@@ -181,9 +289,23 @@ func (n *Node) sendForward(r *http.Request, base string, client *http.Client, bo
 			req.Header.Set("X-Forwarded-For", host)
 		}
 	}
+	f := &inflightForward{leader: id, cancel: cancelCause}
+	n.inflight.add(f)
+	// A change raft reported before f was added found nothing to cancel:
+	// look once more now that any later one will.
+	if cur, _, _ := n.leaderInfo(); cur != id {
+		cancelCause(errLeaderChanged)
+	}
 	resp, err := client.Do(req)
+	// The answer (or failure) is in: a leader change from here on must not
+	// cut the body copy of an answer already given.
+	n.inflight.remove(f)
 	if err != nil {
+		cause := context.Cause(ctx)
 		cancel()
+		if errors.Is(cause, errLeaderChanged) && !errors.Is(err, errLeaderChanged) {
+			err = fmt.Errorf("%w: %w", errLeaderChanged, err)
+		}
 		return nil, nil, err
 	}
 	return resp, cancel, nil
@@ -217,13 +339,18 @@ var copyBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// neverSent reports whether err says the request never left this node:
+// connecting to the leader (or the cluster TLS handshake) failed.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, errForwardDial) || (errors.As(err, &op) && op.Op == "dial")
+}
+
 // isConnError reports whether err is a connection failure (refused, reset,
 // closed before an answer) rather than a timeout: the leader is gone or the
-// pooled connection went stale, so one retry after re-checking the leader
-// is worth it. The price: if the connection broke after the old leader had
-// received the request, the write can run twice. Revokes and renewals are
-// harmless to repeat; a repeated create leaves one token the client never
-// saw (it expires normally).
+// pooled connection went stale. If the connection broke after the old
+// leader had received the request, it may have run, so only a retry-safe
+// request (status.WithRetrySafe) is sent again after one.
 func isConnError(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

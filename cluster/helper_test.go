@@ -31,15 +31,24 @@ type logSink struct {
 	mu   sync.Mutex
 	t    testing.TB
 	done bool
+	buf  strings.Builder // everything written, for output
 }
 
 func (s *logSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.buf.Write(p)
 	if !s.done {
 		s.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// output returns every line logged so far.
+func (s *logSink) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 func (s *logSink) close() {
@@ -63,6 +72,10 @@ type tnode struct {
 	// blockLeases makes the slot's HTTP server refuse lease grants, as if
 	// the leader could not reach this node's HTTP API.
 	blockLeases atomic.Bool
+	// hold makes the slot's handler, when it leads, keep /hold requests
+	// until the client goes away, reporting each on held.
+	hold atomic.Bool
+	held chan struct{}
 }
 
 // tcluster is an in-package cluster of real nodes on 127.0.0.1 port 0.
@@ -77,6 +90,9 @@ type tcluster struct {
 	ca *CA
 	// tlsFor, when set, overrides a slot's cluster identity (nil = none).
 	tlsFor map[string]*ClusterTLS
+	// wrap, when set, is every node's Config.WrapPeerConn, told the
+	// dialling node's id.
+	wrap func(from string, c net.Conn) net.Conn
 }
 
 // newCluster starts n nodes with BootstrapExpect n and waits for a leader
@@ -92,8 +108,9 @@ func newClusterKey(t testing.TB, n int, key []byte) *tcluster {
 	return newClusterWith(t, n, key, nil)
 }
 
-// newClusterWith is newCluster with gossip key and cluster CA (either nil).
-func newClusterWith(t testing.TB, n int, key []byte, ca *CA) *tcluster {
+// newClusterWith is newCluster with gossip key and cluster CA (either nil);
+// opts adjust the cluster before any node starts.
+func newClusterWith(t testing.TB, n int, key []byte, ca *CA, opts ...func(*tcluster)) *tcluster {
 	t.Helper()
 	sink := &logSink{t: t}
 	c := &tcluster{
@@ -106,6 +123,9 @@ func newClusterWith(t testing.TB, n int, key []byte, ca *CA) *tcluster {
 		key:    key,
 		ca:     ca,
 		tlsFor: make(map[string]*ClusterTLS),
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	t.Cleanup(c.close)
 	for i := 0; i < n; i++ {
@@ -120,7 +140,7 @@ func newClusterWith(t testing.TB, n int, key []byte, ca *CA) *tcluster {
 func (c *tcluster) add() *tnode {
 	c.t.Helper()
 	tn := &tnode{id: fmt.Sprintf("node%d", len(c.nodes)), dir: c.t.TempDir(),
-		raftAddr: "127.0.0.1:0", gossipAddr: "127.0.0.1:0"}
+		raftAddr: "127.0.0.1:0", gossipAddr: "127.0.0.1:0", held: make(chan struct{}, 16)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.t.Fatal(err)
@@ -157,6 +177,23 @@ func testHandler(tn *tnode) http.Handler {
 			}
 			n.ServeInternal(w, r)
 			return
+		}
+		if r.URL.Path == "/hold" && tn.hold.Load() && n.Health().IsLeader {
+			// Read the body first: only then does net/http notice that
+			// the client went away and cancel the context.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case tn.held <- struct{}{}:
+			default:
+			}
+			select {
+			case <-r.Context().Done():
+			case <-time.After(30 * time.Second):
+			}
+			return
+		}
+		if r.Header.Get("X-Test-Retry-Safe") != "" {
+			r = r.WithContext(status.WithRetrySafe(r.Context()))
 		}
 		forwarded, err := n.ForwardToLeader(w, r)
 		if err != nil {
@@ -196,7 +233,16 @@ func (c *tcluster) config(tn *tnode) Config {
 		Version:         "test",
 		Timing:          FastTiming(),
 		TLS:             c.slotTLS(tn.id),
+		WrapPeerConn:    c.wrapFor(tn.id),
 	}
+}
+
+// wrapFor returns slot id's Config.WrapPeerConn (nil without c.wrap).
+func (c *tcluster) wrapFor(id string) func(net.Conn) net.Conn {
+	if c.wrap == nil {
+		return nil
+	}
+	return func(conn net.Conn) net.Conn { return c.wrap(id, conn) }
 }
 
 // slotTLS returns the cluster identity of slot id: an override, else one

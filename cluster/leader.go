@@ -168,6 +168,7 @@ func (n *Node) reconcileLoop(ctx context.Context) {
 		missingSince: make(map[raft.ServerID]time.Time),
 		quorumWarned: make(map[raft.ServerID]bool),
 		probeFailed:  make(map[raft.ServerID]time.Time),
+		raftReached:  make(map[raft.ServerID]bool),
 	}
 	for {
 		// One membership change per pass; repeat while passes change
@@ -194,11 +195,15 @@ type reconcileState struct {
 	// probeFailed records when a member last failed the cluster TLS probe
 	// (probePeer); it is probed again at most once a second.
 	probeFailed map[raft.ServerID]time.Time
+	// raftReached limits the "raft still reaches it" message of
+	// keptByRaft to once per server and absence.
+	raftReached map[raft.ServerID]bool
 }
 
 // reconcile makes one pass: alive members that are not voters are added,
 // members that left gracefully are removed, and failed members are removed
-// once FailedGrace has passed and only if the remaining voters keep quorum.
+// once FailedGrace has passed, only if raft no longer reaches them either
+// (keptByRaft) and only if the remaining voters keep quorum.
 // The leader never removes itself.
 // It reports whether it changed the configuration.
 func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
@@ -268,6 +273,7 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 		if _, ok := live[id]; ok {
 			delete(rs.missingSince, s.ID)
 			delete(rs.quorumWarned, s.ID)
+			delete(rs.raftReached, s.ID)
 			continue
 		}
 		st, since := n.memberStatus(id)
@@ -284,7 +290,7 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 				rs.missingSince[s.ID] = first
 				n.logger.Warn("raft server missing from gossip", "peer", id)
 			}
-			if now.Sub(first) < n.timing.FailedGrace {
+			if now.Sub(first) < n.timing.FailedGrace || n.keptByRaft(rs, s.ID) {
 				continue
 			}
 			if !keepsQuorum(voters, aliveVoters, s.Suffrage == raft.Voter) {
@@ -303,15 +309,48 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 		}
 		delete(rs.missingSince, s.ID)
 		delete(rs.quorumWarned, s.ID)
+		delete(rs.raftReached, s.ID)
 		return true
 	}
 	for id := range rs.missingSince {
 		if _, ok := inRaft[id]; !ok {
 			delete(rs.missingSince, id)
 			delete(rs.quorumWarned, id)
+			delete(rs.raftReached, id)
 		}
 	}
 	return false
+}
+
+// raftContactWindow is how recently a server must have answered this
+// leader's AppendEntries (heartbeats run every HeartbeatTimeout/10) for
+// keptByRaft to count it as reachable: a few missed heartbeats on a loaded
+// machine do not make a healthy voter removable.
+func (n *Node) raftContactWindow() time.Duration { return 4 * n.timing.HeartbeatTimeout }
+
+// keptByRaft reports whether a server that gossip calls failed (not left)
+// must stay because raft still reaches it: its last answer to this
+// leader's AppendEntries is within raftContactWindow. Gossip alone is not
+// enough to remove a voter: with one-way loss of gossip's UDP packets a
+// healthy voter is declared dead while raft's TCP traffic flows (found by
+// test/chaos, one-way faults). Like Consul's autopilot, the leader's own
+// last contact decides; a server is removed only when both gossip and
+// raft have lost it. Logged once per absence.
+func (n *Node) keptByRaft(rs *reconcileState, id raft.ServerID) bool {
+	last := n.contact.lastContact(id)
+	if last.IsZero() || time.Since(last) > n.raftContactWindow() {
+		if rs.raftReached[id] {
+			delete(rs.raftReached, id)
+			n.logger.Warn("raft lost contact with server gossip reports failed", "peer", string(id))
+		}
+		return false
+	}
+	if !rs.raftReached[id] {
+		rs.raftReached[id] = true
+		n.logger.Warn("not removing server gossip reports failed: raft still reaches it",
+			"peer", string(id), "last_contact", time.Since(last))
+	}
+	return true
 }
 
 // keepsQuorum reports whether removing one failed server (a voter or not)

@@ -38,9 +38,12 @@ const (
 	forwardHopRefused   = "hop_refused"
 	forwardShuttingDown = "shutting_down"
 	forwardError        = "error"
+	// forwardLeaderChanged: cut off by a leader change and not safe to
+	// retry (forward.go).
+	forwardLeaderChanged = "leader_changed"
 )
 
-var forwardOutcomes = []string{forwardOK, forwardNoLeader, forwardTimeout, forwardHopRefused, forwardShuttingDown, forwardError}
+var forwardOutcomes = []string{forwardOK, forwardNoLeader, forwardTimeout, forwardHopRefused, forwardShuttingDown, forwardError, forwardLeaderChanged}
 
 // Proposal failure reasons (label values of tokend_raft_apply_failures_total).
 const (
@@ -166,6 +169,8 @@ func (m *nodeMetrics) observeForward(forwarded bool, d time.Duration, err error)
 		outcome = forwardHopRefused
 	case errors.Is(err, status.ErrShuttingDown):
 		outcome = forwardShuttingDown
+	case errors.Is(err, status.ErrLeaderChanged):
+		outcome = forwardLeaderChanged
 	default:
 		outcome = forwardError
 	}

@@ -46,6 +46,10 @@ type Node struct {
 	observer  *raft.Observer
 	client    *http.Client
 
+	// contact wraps transport for raft: the time each peer last answered
+	// this node's AppendEntries (contact.go).
+	contact *contactTransport
+
 	raftAddr   string
 	gossipAddr string
 
@@ -62,6 +66,10 @@ type Node struct {
 	forwardHandler atomic.Pointer[http.Handler]
 	peerMu         sync.Mutex
 	peerClients    map[string]*http.Client
+
+	// inflight holds the forwards waiting for the leader's answer
+	// (forward.go).
+	inflight forwardSet
 
 	events      chan memberEvent
 	eventSeq    atomic.Uint64
@@ -172,8 +180,9 @@ func New(cfg Config) (*Node, error) {
 	if n.client == nil {
 		// No Client.Timeout: sendForward bounds every request with a
 		// ForwardTimeout context already, and Client.Timeout would add a
-		// second deadline context and body wrapper per request.
-		dial := (&net.Dialer{Timeout: 2 * time.Second}).DialContext
+		// second deadline context and body wrapper per request. The dial
+		// is bounded by forwardDialer.
+		dial := (&net.Dialer{}).DialContext
 		if wrap := cfg.WrapPeerConn; wrap != nil {
 			inner := dial
 			dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -186,7 +195,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.client = &http.Client{
 			Transport: &http.Transport{
-				DialContext: dial,
+				DialContext: n.forwardDialer(dial),
 				// One idle keep-alive connection per concurrent forward,
 				// so a burst of writes through a follower does not close
 				// and redial connections (the library default keeps 2).
@@ -350,14 +359,15 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
+	contact := &contactTransport{NetworkTransport: trans}
 	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics,
-		running: func() bool { return n.raftReady.Load() != nil }, log: n.logger}, raftconf.CachedLogStore(store), store, snaps, trans)
+		running: func() bool { return n.raftReady.Load() != nil }, log: n.logger}, raftconf.CachedLogStore(store), store, snaps, contact)
 	if err != nil {
 		trans.Close()
 		store.Close()
 		return false, fmt.Errorf("start raft: %w", err)
 	}
-	n.raft, n.transport, n.store, n.stream = r, trans, store, stream
+	n.raft, n.transport, n.contact, n.store, n.stream = r, trans, contact, store, stream
 	n.raftReady.Store(r)
 	if n.cfg.TLS != nil {
 		n.startForwardServer()
@@ -390,7 +400,8 @@ func (n *Node) closeRaft() error {
 	return errors.Join(errs...)
 }
 
-// observerLoop logs leader changes.
+// observerLoop logs leader changes and cuts off forwards in flight to a
+// leader that is no longer the leader (cancelForwards).
 func (n *Node) observerLoop() {
 	defer n.wg.Done()
 	for {
@@ -399,6 +410,7 @@ func (n *Node) observerLoop() {
 			return
 		case o := <-n.observerCh:
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				n.cancelForwards(string(lo.LeaderID))
 				n.logger.Info("leader changed", "leader", string(lo.LeaderID),
 					"leader_addr", string(lo.LeaderAddr), "term", n.raft.CurrentTerm())
 			}

@@ -39,6 +39,8 @@ type fakeNode struct {
 	applied   chan struct{}
 	awaitHook func(index uint64) // called when AwaitIndex starts waiting
 	forwards  int
+	// retrySafe records status.RetrySafe of each forwarded request.
+	retrySafe []bool
 	internal  int
 	verifyErr error
 	// notReady makes a leader one whose post-election barrier has not
@@ -139,6 +141,7 @@ func (n *fakeNode) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool
 	n.mu.Lock()
 	leader, url, noLeader := n.leader, n.leaderURL, n.noLeader
 	n.forwards++
+	n.retrySafe = append(n.retrySafe, status.RetrySafe(r.Context()))
 	n.mu.Unlock()
 	if leader {
 		return false, nil

@@ -24,7 +24,7 @@ func (s *server) leaseRoutes() []*Route {
 		"sync": {Type: Bool, Default: true, Description: "Answer 204 after the revocation (true) or 202 (false); tokend revokes before answering either way"},
 	}
 	mk := func(path string, fields Fields, h Handler, summary, desc string) *Route {
-		op := &Op{Handler: h, Kind: Write, Summary: summary}
+		op := &Op{Handler: h, Kind: Write, Idempotent: true, Summary: summary}
 		return &Route{Path: path, Fields: fields, Ops: update(op), Bare: true, MountType: "system", Description: desc}
 	}
 	const desc = "Root or sudo only. Revokes every token whose creation path lies under the prefix (segment-wise) " +

@@ -32,7 +32,10 @@ type Node interface {
 	// the leader's HTTP address with HopHeader set and copies the answer to
 	// w. It waits a bounded time for a leader. forwarded=false with a nil
 	// error means this node is the leader and must handle the request itself;
-	// an error means nothing was written (status.ErrNoLeader, ErrNotLeader).
+	// an error means nothing was written (status.ErrNoLeader, ErrNotLeader,
+	// ErrLeaderChanged). A request whose context carries
+	// status.WithRetrySafe may be sent again to a new leader when a leader
+	// change cuts it off; any other gets ErrLeaderChanged then.
 	ForwardToLeader(w http.ResponseWriter, r *http.Request) (forwarded bool, err error)
 	// Health reports leadership and staleness.
 	Health() status.Health

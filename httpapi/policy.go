@@ -18,8 +18,8 @@ func (s *server) policyRoutes() []*Route {
 	nameField := &Field{Type: String, Description: "Name of the policy (trimmed and lower-cased)"}
 	policyField := &Field{Type: String, Description: "Policy document: HCL or JSON, optionally base64-encoded"}
 	readOp := &Op{Handler: s.readPolicy, Kind: Read, Summary: "Read a policy's document"}
-	writeOp := &Op{Handler: s.writePolicy, Kind: Write, Summary: "Create or replace a policy"}
-	deleteOp := &Op{Handler: s.deletePolicy, Kind: Write, Summary: "Delete a policy (not default or root)"}
+	writeOp := &Op{Handler: s.writePolicy, Kind: Write, Idempotent: true, Summary: "Create or replace a policy"}
+	deleteOp := &Op{Handler: s.deletePolicy, Kind: Write, Idempotent: true, Summary: "Delete a policy (not default or root)"}
 	legacyList := &Op{Handler: s.listPoliciesLegacy, Kind: Read, Summary: "List the ACL policies (legacy)"}
 	return []*Route{
 		{
@@ -48,9 +48,9 @@ func (s *server) policyRoutes() []*Route {
 			},
 			Ops: Ops{
 				"GET":    {Handler: s.readPolicy, Kind: Read, Summary: "Read a policy's document (legacy: data.rules)"},
-				"POST":   {Handler: s.writePolicy, Kind: Write, Summary: "Create or replace a policy (legacy)"},
-				"PUT":    {Handler: s.writePolicy, Kind: Write, Summary: "Create or replace a policy (legacy)"},
-				"DELETE": {Handler: s.deletePolicy, Kind: Write, Summary: "Delete a policy (legacy)"},
+				"POST":   {Handler: s.writePolicy, Kind: Write, Idempotent: true, Summary: "Create or replace a policy (legacy)"},
+				"PUT":    {Handler: s.writePolicy, Kind: Write, Idempotent: true, Summary: "Create or replace a policy (legacy)"},
+				"DELETE": {Handler: s.deletePolicy, Kind: Write, Idempotent: true, Summary: "Delete a policy (legacy)"},
 			},
 			Description: "Legacy form of sys/policies/acl/{name}; data is also copied to the top level of the body.",
 		},

@@ -62,7 +62,7 @@ var roleFields = Fields{
 
 // roleRoutes is the route table of auth/token/roles.
 func (s *server) roleRoutes() []*Route {
-	write := &Op{Handler: s.writeRole, Kind: Write, Summary: "Create or update a token role"}
+	write := &Op{Handler: s.writeRole, Kind: Write, Idempotent: true, Summary: "Create or update a token role"}
 	return []*Route{
 		{
 			Path: "/v1/auth/token/roles", MountType: "token", Fields: Fields{},
@@ -75,7 +75,7 @@ func (s *server) roleRoutes() []*Route {
 				"GET":    {Handler: s.readRole, Kind: Read, Summary: "Read a token role"},
 				"POST":   write,
 				"PUT":    write,
-				"DELETE": {Handler: s.deleteRole, Kind: Write, Summary: "Delete a token role (204 also when missing)"},
+				"DELETE": {Handler: s.deleteRole, Kind: Write, Idempotent: true, Summary: "Delete a token role (204 also when missing)"},
 			},
 			Description: "On update, fields not supplied keep their value. Validation errors are 400s with Vault's messages; " +
 				"warnings (deprecated fields, explicit max TTL above the system max) make it a 200 instead of a 204.",

@@ -34,6 +34,15 @@ type Op struct {
 	// Local reads report on the receiving node itself (sys/metrics): no
 	// read gates (staleness, X-Vault-Index), so a stale node still answers.
 	Local bool
+	// Idempotent writes leave the same state and give an answer of the
+	// same kind when they run twice (a revoke of a revoked token is still
+	// 204, a renew renews again), so a forward that a leader change cut
+	// off may be sent again to the new leader (retrySafe). Creates are
+	// not: a server-generated ID would leave a second token, and a
+	// repeated client-chosen ID answers 400 for a create that succeeded.
+	// Neither are revoke-self (the repeat fails authentication) and
+	// revoke-orphan (the repeat answers 400).
+	Idempotent bool
 }
 
 // Ops maps an HTTP method ("GET", "POST", "PUT", "DELETE", "HEAD" and

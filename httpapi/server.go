@@ -517,7 +517,11 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	hdr.Del("Content-Type")
 	// The leader's bound-CIDR check needs the client's address (role.go).
 	s.stampClientAddr(c)
-	forwarded, err := s.node.ForwardToLeader(c.w, c.r)
+	fr := c.r
+	if s.retrySafe(c) {
+		fr = c.r.WithContext(status.WithRetrySafe(c.r.Context()))
+	}
+	forwarded, err := s.node.ForwardToLeader(c.w, fr)
 	if !forwarded {
 		setJSONHeaders(hdr)
 	}
@@ -527,6 +531,27 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 	}
 	c.forwarded = forwarded
 	return forwarded
+}
+
+// retrySafe reports whether a forwarded request may reach the leader twice
+// (status.WithRetrySafe): a read (a ?consistent or X-Vault-Forward one) or
+// an Idempotent write, authenticated by a token without a use limit. A
+// limited-use token loses one use each time the leader handles the
+// request; a token this node does not know may be one of those.
+func (s *server) retrySafe(c *call) bool {
+	if c.route == nil || c.route.Unauthenticated {
+		return false
+	}
+	op := c.route.Ops[c.op]
+	if op == nil || (op.Kind == Write && !op.Idempotent) {
+		return false
+	}
+	id := requestToken(c.r)
+	if id == "" {
+		return false
+	}
+	t, ok := s.validToken(id, s.opts.Now())
+	return ok && t.NumUses == 0
 }
 
 // leaderReady holds a request on a new leader until its post-election

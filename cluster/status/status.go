@@ -4,6 +4,7 @@
 package status
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,7 +23,28 @@ var (
 	ErrTimeout = errors.New("timed out")
 	// ErrShuttingDown: the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
+	// ErrLeaderChanged: a forwarded request was cut off because raft moved
+	// to another leader (or lost it) while the old one held the request;
+	// the old leader may or may not have applied it.
+	ErrLeaderChanged = errors.New("leader changed while the request was forwarded; it may or may not have been applied")
 )
+
+// retrySafeKey keys the mark WithRetrySafe sets.
+type retrySafeKey struct{}
+
+// WithRetrySafe marks a request's context as safe to send to the leader
+// again: repeating it leaves the same state and gives the caller an answer
+// of the same kind. The forwarder then retries a request that a leader
+// change cut off on the new leader instead of answering ErrLeaderChanged.
+func WithRetrySafe(ctx context.Context) context.Context {
+	return context.WithValue(ctx, retrySafeKey{}, true)
+}
+
+// RetrySafe reports whether ctx carries the WithRetrySafe mark.
+func RetrySafe(ctx context.Context) bool {
+	v, _ := ctx.Value(retrySafeKey{}).(bool)
+	return v
+}
 
 // Health is a node's view of itself and the cluster, for sys/health,
 // sys/leader and the read gates.
