@@ -194,6 +194,9 @@ type reconcileState struct {
 	// probeFailed records when a member last failed the cluster TLS probe
 	// (probePeer); it is probed again at most once a second.
 	probeFailed map[raft.ServerID]time.Time
+	// tombstoneWarned limits the "removed, not adding" warning to once per
+	// member and instance (removepeer.go).
+	tombstoneWarned map[string]bool
 }
 
 // reconcile makes one pass: alive members that are not voters are added,
@@ -215,10 +218,13 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 		inRaft[s.ID] = s
 	}
 	timeout := n.timing.ApplyTimeout
+	if n.removeTombstoned(ctx, servers, index) {
+		return true
+	}
 
 	// Add alive members that are missing, or whose raft address changed.
 	for id, m := range live {
-		if m.status != "alive" || id == n.id {
+		if m.status != "alive" || id == n.id || n.skipTombstoned(rs, id, m.meta.InstanceID) {
 			continue
 		}
 		sid := raft.ServerID(id)
@@ -343,7 +349,7 @@ func (n *Node) reaperLoop(ctx context.Context) {
 
 func (n *Node) reapExpired(ctx context.Context) {
 	for ctx.Err() == nil {
-		now := time.Now().UnixNano()
+		now := n.now().UnixNano()
 		next := n.fsm.NextExpiry()
 		if next == 0 || next > now {
 			return

@@ -95,6 +95,11 @@ type Node struct {
 	hasher   *fsm.Hasher
 	keyCheck string
 
+	// instanceID is the data dir's random id (removepeer.go); removed is
+	// set once this node learned it was removed.
+	instanceID string
+	removed    atomic.Bool
+
 	// keyring is memberlist's gossip keyring (nil: gossip unencrypted; its
 	// own lock). keyMu guards keyVersion (the replicated keyring version
 	// applied to it) and retired, and serialises keyring changes; it is
@@ -204,6 +209,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.id = id
+	if n.instanceID, err = loadInstanceID(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if cfg.TLS != nil && cfg.TLS.NodeID() != id {
 		// Peers check the id in the certificate against the raft
 		// configuration: a mismatch could never talk to anyone.
@@ -226,6 +234,7 @@ func New(cfg Config) (*Node, error) {
 		Version:      cfg.Version,
 		Bootstrapped: existing,
 		HashKeyCheck: n.keyCheck,
+		InstanceID:   n.instanceID,
 	}
 	if err := n.setupGossip(); err != nil {
 		n.closeRaft()
@@ -241,6 +250,8 @@ func New(cfg Config) (*Node, error) {
 	go n.observerLoop()
 	go n.leaderMonitor()
 	go n.reconnectLoop()
+	n.wg.Add(1)
+	go n.removalWatch()
 	if len(cfg.Join) > 0 {
 		n.wg.Add(1)
 		go n.joinLoop()

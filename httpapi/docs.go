@@ -41,6 +41,7 @@ func APIDocs() []byte {
 		{"Profiling (`/v1/sys/pprof/…`)", s.pprofRoutes()},
 		{"Telemetry (`/v1/sys/metrics`)", s.metricsRoutes()},
 		{"Gossip keyring (`/v1/sys/keyring/gossip…`)", s.keyringRoutes()},
+		{"Raft membership (`/v1/sys/storage/raft/remove-peer`)", s.raftPeerRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

@@ -112,7 +112,8 @@ func newServer(node Node, opts Options) *server {
 		s.hasher = node.TokenHasher()
 	}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
-		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes(), s.keyringRoutes())
+		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes(), s.keyringRoutes(),
+		s.raftPeerRoutes())
 	s.metrics = newHTTPMetrics(opts.Metrics, s.router)
 	return s
 }

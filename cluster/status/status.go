@@ -22,6 +22,9 @@ var (
 	ErrTimeout = errors.New("timed out")
 	// ErrShuttingDown: the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
+	// ErrUnknownPeer: a peer removal named a server that is neither in
+	// the raft configuration nor already removed.
+	ErrUnknownPeer = errors.New("server is not in the raft configuration")
 )
 
 // Health is a node's view of itself and the cluster, for sys/health,
