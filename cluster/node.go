@@ -99,6 +99,8 @@ type Node struct {
 	// set once this node learned it was removed.
 	instanceID string
 	removed    atomic.Bool
+	// leaderClock estimates the leader's wall clock (leaderclock.go).
+	leaderClock leaderClock
 
 	// keyring is memberlist's gossip keyring (nil: gossip unencrypted; its
 	// own lock). keyMu guards keyVersion (the replicated keyring version

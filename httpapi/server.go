@@ -95,6 +95,7 @@ func newServer(node Node, opts Options) *server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Now = leaderTime(node, opts.Now) // expiry by the leader's clock (leaderclock.go)
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}

@@ -277,12 +277,16 @@ func TestChaosStorm(t *testing.T) {
 	if err := c.WaitHealthy(30 * time.Second); err != nil {
 		vs = append(vs, Violation{Checker: CheckHealthy, At: -1, Detail: "after the storm: " + err.Error()})
 	}
+	healthyAfter := time.Since(stormEnd)
+	t.Logf("T10 healthy %s after the storm", healthyAfter.Round(time.Millisecond))
 	// Goroutines back within 10% of the baseline, within 10 s of the end.
 	recovered := time.Duration(-1)
 	var last []int
 	lastTotal := 0
+	var lastErr error
 	for time.Since(stormEnd) < 30*time.Second {
 		total, per, err := c.totalGoroutines()
+		lastErr = err
 		if err == nil {
 			last, lastTotal = per, total
 			if float64(total) <= float64(baseline)*(1+t10GoroutineSlop) {
@@ -294,8 +298,8 @@ func TestChaosStorm(t *testing.T) {
 	}
 	if recovered < 0 || recovered > t10Recover {
 		vs = append(vs, Violation{Checker: CheckStorm, At: -1, Detail: fmt.Sprintf(
-			"goroutines not back within 10%% of the baseline %d (per node %v) within %s of the storm: %d (per node %v), recovered after %s",
-			baseline, basePer, t10Recover, lastTotal, last, recovered)})
+			"goroutines not back within 10%% of the baseline %d (per node %v) within %s of the storm: %d (per node %v), recovered after %s (healthy after %s, last metrics error %v)",
+			baseline, basePer, t10Recover, lastTotal, last, recovered, healthyAfter.Round(time.Millisecond), lastErr)})
 		dumpStormGoroutines(c, dir)
 	}
 	for k := range c.Nodes {
@@ -342,8 +346,8 @@ func TestChaosStorm(t *testing.T) {
 	for k := range c.Nodes {
 		fmt.Fprintf(&b, "  n%d peak RSS (VmHWM) %d MiB, max VmRSS sampled %d MiB\n", k+1, maxHWM[k].Load()>>20, maxRSS[k].Load()>>20)
 	}
-	fmt.Fprintf(&b, "  goroutines: baseline %d %v, back within 10%% after %s (last %d %v)\n", baseline, basePer,
-		recovered.Round(time.Millisecond), lastTotal, last)
+	fmt.Fprintf(&b, "  goroutines: baseline %d %v, back within 10%% after %s (last %d %v); cluster healthy %s after the storm\n", baseline, basePer,
+		recovered.Round(time.Millisecond), lastTotal, last, healthyAfter.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  answers: %s\n", strings.Join(classes, " "))
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
