@@ -198,7 +198,7 @@ func New(cfg Config) (*Node, error) {
 				// so a burst of writes through a follower does not close
 				// and redial connections (the library default keeps 2).
 				MaxIdleConnsPerHost: 256,
-				IdleConnTimeout:     30 * time.Second,
+				IdleConnTimeout:     forwardIdleTimeout,
 				DisableCompression:  true, // loopback/LAN: gzip costs CPU, saves nothing
 			},
 			// Never follow a redirect on behalf of a client.
