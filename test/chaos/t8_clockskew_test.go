@@ -49,8 +49,8 @@ type t8Node struct {
 	tokensLate                  map[string]bool
 	worstLate                   time.Duration
 	// early counts rejections (403) of tokens that were valid by the
-	// leader's expiry (a clock ahead rejects early: availability, not
-	// safety).
+	// leader's expiry and had validated on this node before (a clock
+	// ahead would reject early: availability, not safety).
 	early int
 	// renewals sent through this node, and those that answered 2xx after
 	// the token's max TTL had passed (must be 0).
@@ -66,6 +66,10 @@ type t8 struct {
 
 	mu         sync.Mutex
 	violations []Violation
+	// seen records the (token, node) pairs that validated once: a 403
+	// before that is replication lag (a default read may miss a fresh
+	// create for up to -max-stale), not the clock.
+	seen map[string]bool
 	tokens     int
 	capChecks  int
 }
@@ -205,6 +209,7 @@ func (s *t8) validate(tok string, k int, expire time.Time) {
 	nd.validations++
 	switch {
 	case status == http.StatusOK:
+		s.seen[fmt.Sprintf("%s/%d", tok, k)] = true
 		nd.accepted++
 		if late > 0 {
 			nd.late++
@@ -215,7 +220,7 @@ func (s *t8) validate(tok string, k int, expire time.Time) {
 			s.violations = append(s.violations, Violation{Checker: CheckExpiry, At: -1, Detail: fmt.Sprintf(
 				"n%d (skew %s) accepted %s %s after its leader-stamped expiry (bound %s)", k+1, nd.skew, tok, late.Round(time.Millisecond), allowed)})
 		}
-	case status == http.StatusForbidden && late < 0:
+	case status == http.StatusForbidden && late < 0 && s.seen[fmt.Sprintf("%s/%d", tok, k)]:
 		nd.early++
 		if late < -t8LeaderClock {
 			s.violations = append(s.violations, Violation{Checker: CheckExpiry, At: -1, Detail: fmt.Sprintf(
@@ -254,7 +259,7 @@ func TestChaosClockSkew(t *testing.T) {
 		t.Fatal("no leader")
 	}
 	skew := *flagT8Skew
-	s := &t8{c: c, logf: t.Logf, runID: fmt.Sprintf("%d", time.Now().UnixNano()%1000000)}
+	s := &t8{c: c, logf: t.Logf, seen: map[string]bool{}, runID: fmt.Sprintf("%d", time.Now().UnixNano()%1000000)}
 	var followers []int
 	for k := range c.Nodes {
 		s.nodes = append(s.nodes, &t8Node{tokensLate: map[string]bool{}})
