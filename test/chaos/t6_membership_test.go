@@ -379,7 +379,7 @@ func TestChaosMembership(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	observe := 6 * time.Second // 3 reconcile intervals (2 s each)
 	if *flagT6Duration < 60*time.Second {
-		observe = 4 * time.Second
+		observe = 3 * time.Second
 	}
 	for round := 0; round == 0 || time.Since(start) < *flagT6Duration; round++ {
 		s.cycle(round, observe)
