@@ -60,7 +60,6 @@ type t8Node struct {
 type t8 struct {
 	c     *Cluster
 	nodes []*t8Node
-	rnd   *rand.Rand
 	runID string
 	logf  func(string, ...any)
 
@@ -69,9 +68,9 @@ type t8 struct {
 	// seen records the (token, node) pairs that validated once: a 403
 	// before that is replication lag (a default read may miss a fresh
 	// create for up to -max-stale), not the clock.
-	seen map[string]bool
-	tokens     int
-	capChecks  int
+	seen      map[string]bool
+	tokens    int
+	capChecks int
 }
 
 func (s *t8) violate(format string, args ...any) {
