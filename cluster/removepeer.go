@@ -38,7 +38,8 @@ import (
 const instanceIDFile = "instance-id"
 
 // loadInstanceID returns the data dir's instance id, creating it on first
-// start (16 random bytes, hex).
+// start (8 random bytes, hex: enough to tell a data dir's lives apart, and
+// short, as gossip metadata is limited to 512 bytes).
 func loadInstanceID(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, instanceIDFile)
 	b, err := os.ReadFile(path)
@@ -50,7 +51,7 @@ func loadInstanceID(dataDir string) (string, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("read instance id: %w", err)
 	}
-	raw := make([]byte, 16)
+	raw := make([]byte, 8)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
