@@ -56,7 +56,7 @@ chaos:
 	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
 		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
 
-## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes); part of make test
+## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes) plus T6/T8/T10 shortened (about 1 minute); part of make test
 # T6 membership (one round), T8 clock skew (±3 s) and T10 storm (12 s), shortened: about 70 s together.
 CHAOS_SHORT_T6_T8_T10 = -chaos.t6-duration=1s -chaos.t8-duration=20s -chaos.t8-skew=3s -chaos.t10-duration=12s
 chaos-short:
