@@ -57,11 +57,13 @@ chaos:
 	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
 		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
 
-## chaos-short: one round of every nemesis on 3 nodes, then short T2/T5/T11 scenarios (about 3 minutes); part of make test
+## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes), then the T2/T5/T11 and T6/T8/T10 scenarios shortened (about 2 minutes); part of make test
+# T6 membership (one round), T8 clock skew (±3 s) and T10 storm (12 s), shortened: about 70 s together.
+CHAOS_SHORT_T6_T8_T10 = -chaos.t6-duration=1s -chaos.t8-duration=20s -chaos.t8-skew=3s -chaos.t10-duration=12s
 chaos-short:
 	./scripts/ensure-chaos-deps.sh
 	$(GO) test -tags chaos -count=1 -timeout 10m -v -run TestChaos ./test/chaos/ \
-		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s $(CHAOS_ARGS)
+		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s $(CHAOS_SHORT_T6_T8_T10) $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck and the import-boundary check
 lint:

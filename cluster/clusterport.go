@@ -102,7 +102,7 @@ func (n *Node) peerClient(id string) *http.Client {
 				return n.stream.dialTLS(ctx, addr, ALPNForward, expectID(id))
 			}),
 			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     30 * time.Second,
+			IdleConnTimeout:     forwardIdleTimeout,
 		},
 		// Never follow a redirect on behalf of a client.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

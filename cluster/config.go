@@ -80,6 +80,11 @@ type Config struct {
 	// another node (raft, forwarding, lease grants) before any byte is
 	// written; tests use it to capture and inspect the bytes on the wire.
 	WrapPeerConn func(net.Conn) net.Conn
+	// Clock is the wall clock for the times the leader stamps into
+	// commands (the reaper's now, removal times); nil is time.Now. Tests
+	// shift it (TOKEND_TEST_CLOCK_OFFSET); raft and every timeout use the
+	// monotonic clock and never read it.
+	Clock func() time.Time
 }
 
 // Timing holds every timer of a node. A zero field takes its value from

@@ -12,6 +12,9 @@
 //
 //	<data-dir>/node-id       the node id, written on first start; a different
 //	                         -node-id on the same dir is an error
+//	<data-dir>/instance-id   random id of this data dir, written on first
+//	                         start (removepeer.go): a wiped node is a new
+//	                         instance
 //	<data-dir>/raft/raft.db  raft log + stable store (bolt)
 //	<data-dir>/raft/snapshots/
 //	<data-dir>/gossip-keyring  the gossip keys this node uses (primary
@@ -45,7 +48,10 @@
 // two probe intervals a node re-joins one member gossip declared failed
 // (reconnect.go), since memberlist itself never contacts a dead member
 // again. The leader never removes itself; a leader that shuts down first
-// transfers leadership.
+// transfers leadership. An operator removal (RemovePeer, removepeer.go)
+// commits a tombstone (node id, instance id) before the configuration
+// change; reconcile never adds a tombstoned instance and finishes a
+// tombstone whose configuration change did not commit.
 //
 // memberlist reports a graceful leave and a failure through the same
 // callback, so a leaving node first broadcasts Leaving=true in its metadata.
@@ -241,6 +247,10 @@
 // Guarantee: once a revoke returned 2xx, every node either has applied it
 // or has stopped serving reads from its local state; a node cut off from
 // the leader stops within D.
+//
+// Grants also carry the leader's wall clock (leaderclock.go): a follower
+// judges token expiry by the leader's time, off by one grant's one-way
+// delay, not by its own possibly skewed clock.
 //
 // # Raft timing
 //

@@ -38,6 +38,9 @@ type nodeMeta struct {
 	// GossipKeys are the fingerprints (status.KeyFingerprint) of the
 	// node's gossip keys, primary first, for keyring list and rotation.
 	GossipKeys []string `json:"gk,omitempty"`
+	// InstanceID is the random id of the node's data dir (removepeer.go):
+	// a removed node keeps it across restarts, a wiped one gets a new one.
+	InstanceID string `json:"iid,omitempty"`
 }
 
 // decodeMeta parses and validates a member's metadata. name is the gossip

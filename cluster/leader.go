@@ -198,6 +198,9 @@ type reconcileState struct {
 	// raftReached limits the "raft still reaches it" message of
 	// keptByRaft to once per server and absence.
 	raftReached map[raft.ServerID]bool
+	// tombstoneWarned limits the "removed, not adding" warning to once per
+	// member and instance (removepeer.go).
+	tombstoneWarned map[string]bool
 }
 
 // reconcile makes one pass: alive members that are not voters are added,
@@ -220,10 +223,13 @@ func (n *Node) reconcile(ctx context.Context, rs *reconcileState) bool {
 		inRaft[s.ID] = s
 	}
 	timeout := n.timing.ApplyTimeout
+	if n.removeTombstoned(ctx, servers, index) {
+		return true
+	}
 
 	// Add alive members that are missing, or whose raft address changed.
 	for id, m := range live {
-		if m.status != "alive" || id == n.id {
+		if m.status != "alive" || id == n.id || n.skipTombstoned(rs, id, m.meta.InstanceID) {
 			continue
 		}
 		sid := raft.ServerID(id)
@@ -382,7 +388,7 @@ func (n *Node) reaperLoop(ctx context.Context) {
 
 func (n *Node) reapExpired(ctx context.Context) {
 	for ctx.Err() == nil {
-		now := time.Now().UnixNano()
+		now := n.now().UnixNano()
 		next := n.fsm.NextExpiry()
 		if next == 0 || next > now {
 			return

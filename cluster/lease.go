@@ -226,6 +226,9 @@ func (n *Node) serveLease(w http.ResponseWriter, r *http.Request) {
 			lease = time.Now().Before(n.lease.expiry)
 		}
 		n.lease.mu.Unlock()
+		if lease {
+			n.recordLeaderTime(r, &g, key)
+		}
 	} else if !applied {
 		n.logger.Debug("lease grant not applied in time", "leader", g.LeaderID, "index", g.Index,
 			"applied", n.adapter.appliedIndex())
@@ -505,6 +508,7 @@ func (g *grantor) post(ctx context.Context, base string, client *http.Client, gr
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	g.n.setLeaderTime(req, gr, key)
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

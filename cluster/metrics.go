@@ -191,6 +191,10 @@ func (n *Node) Propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, 
 // ForwardToLeader sends r to the leader (forwardToLeader in forward.go says
 // exactly how) and records the outcome.
 func (n *Node) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool, error) {
+	if n.removed.Load() {
+		// Removed for good (removepeer.go): no leader to forward to.
+		return false, status.ErrNoLeader
+	}
 	start := time.Now()
 	forwarded, err := n.forwardToLeader(w, r)
 	n.metrics.observeForward(forwarded, time.Since(start), err)

@@ -103,6 +103,13 @@ type Node struct {
 	hasher   *fsm.Hasher
 	keyCheck string
 
+	// instanceID is the data dir's random id (removepeer.go); removed is
+	// set once this node learned it was removed.
+	instanceID string
+	removed    atomic.Bool
+	// leaderClock estimates the leader's wall clock (leaderclock.go).
+	leaderClock leaderClock
+
 	// keyring is memberlist's gossip keyring (nil: gossip unencrypted; its
 	// own lock). keyMu guards keyVersion (the replicated keyring version
 	// applied to it) and retired, and serialises keyring changes; it is
@@ -200,7 +207,7 @@ func New(cfg Config) (*Node, error) {
 				// so a burst of writes through a follower does not close
 				// and redial connections (the library default keeps 2).
 				MaxIdleConnsPerHost: 256,
-				IdleConnTimeout:     30 * time.Second,
+				IdleConnTimeout:     forwardIdleTimeout,
 				DisableCompression:  true, // loopback/LAN: gzip costs CPU, saves nothing
 			},
 			// Never follow a redirect on behalf of a client.
@@ -213,6 +220,9 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.id = id
+	if n.instanceID, err = loadInstanceID(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if cfg.TLS != nil && cfg.TLS.NodeID() != id {
 		// Peers check the id in the certificate against the raft
 		// configuration: a mismatch could never talk to anyone.
@@ -235,6 +245,7 @@ func New(cfg Config) (*Node, error) {
 		Version:      cfg.Version,
 		Bootstrapped: existing,
 		HashKeyCheck: n.keyCheck,
+		InstanceID:   n.instanceID,
 	}
 	if err := n.setupGossip(); err != nil {
 		n.closeRaft()
@@ -250,6 +261,8 @@ func New(cfg Config) (*Node, error) {
 	go n.observerLoop()
 	go n.leaderMonitor()
 	go n.reconnectLoop()
+	n.wg.Add(1)
+	go n.removalWatch()
 	if len(cfg.Join) > 0 {
 		n.wg.Add(1)
 		go n.joinLoop()

@@ -191,6 +191,10 @@ func (n *Node) Health() status.Health {
 	// it currently follows, in the current term (lease.go).
 	h.LeaseRemaining = n.leaseRemaining(id, n.raft.CurrentTerm())
 	h.Stale = !h.KnownLeader || h.LeaseRemaining <= 0
+	if n.removed.Load() {
+		// Removed for good (removepeer.go): serve nothing, forward nothing.
+		h.Stale, h.KnownLeader, h.LeaderID, h.LeaderHTTPAddr, h.LeaderRaftAddr = true, false, "", "", ""
+	}
 	return h
 }
 

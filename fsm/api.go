@@ -31,6 +31,9 @@ const (
 	// TypeSetGossipKeyring (gossipkey.go) is not skippable: a node that
 	// cannot apply it would keep gossiping with keys the others drop.
 	TypeSetGossipKeyring Type = 18
+	// TypeRemovePeer (peers.go) is not skippable: a node that ignored it
+	// would, as leader, add the removed server back as a voter.
+	TypeRemovePeer Type = 19
 
 	// Skippable marks a command type an older node may ignore.
 	Skippable Type = 0x80

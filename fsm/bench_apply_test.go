@@ -64,6 +64,14 @@ var applyBenches = map[Type]applyBench{
 			return SetGossipKeyring{Keys: [][]byte{key('g'), key('h')}, Prev: uint64(i)}
 		})
 	},
+	TypeRemovePeer: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
+		// Distinct servers, so the list grows to its bound and then drops
+		// the oldest.
+		f, _ := populated(base)
+		return f, entries(tb, n, func(i int) Command {
+			return RemovePeer{ServerID: fmt.Sprintf("n%d", i), InstanceID: "inst", Time: t0}
+		})
+	},
 	TypeSetPolicy: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		f, _ := populated(base)
 		return f, entries(tb, n, func(i int) Command {

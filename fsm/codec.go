@@ -82,6 +82,7 @@ func init() {
 	register(TypePruneBatchKeys, "prune_batch_keys", applyPruneBatchKeys)
 	registerLarge(TypeTidy, "tidy", applyTidy)
 	register(TypeSetGossipKeyring, "set_gossip_keyring", applySetGossipKeyring)
+	register(TypeRemovePeer, "remove_peer", applyRemovePeer)
 }
 
 // decodeJSON decodes a JSON body into a fresh C. Unknown fields are ignored:

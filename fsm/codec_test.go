@@ -53,6 +53,7 @@ func goldenSamples() map[Type]Command {
 		TypePruneBatchKeys:   PruneBatchKeys{Before: t0 + 10*sec},
 		TypeTidy:             Tidy{Now: t0 + 11*sec},
 		TypeSetGossipKeyring: SetGossipKeyring{Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210")}, Prev: 2},
+		TypeRemovePeer:       RemovePeer{ServerID: "n4", InstanceID: "0123456789abcdef", Time: t0 + 12*sec},
 	}
 }
 

@@ -57,6 +57,7 @@ type Snapshot struct {
 	batchKeys    []*BatchKey
 	batchPrimary uint32
 	gossipKeys   gossipKeyring
+	removedPeers []PeerTombstone
 
 	sortOnce sync.Once
 }
@@ -85,6 +86,9 @@ type snapRecord struct {
 	Policies     *int           `json:"policies,omitempty"`
 	Roles        *int           `json:"roles,omitempty"`
 	BatchKeys    *int           `json:"batch_keys,omitempty"`
+
+	// RemovedPeers (meta record) are the removed-peer tombstones (peers.go).
+	RemovedPeers []PeerTombstone `json:"removed_peers,omitempty"`
 }
 
 const (
@@ -132,6 +136,7 @@ func (f *FSM) snapshotLocked() *Snapshot {
 
 		batchPrimary: f.st.batchPrimary,
 		gossipKeys:   f.st.gossipKeys,
+		removedPeers: f.st.removedPeers,
 	}
 	for _, t := range f.st.tokens {
 		s.tokens = append(s.tokens, t)
@@ -221,6 +226,7 @@ func (s *Snapshot) writeBody(w *bufio.Writer) error {
 		// Secrecy: gossip keys go into the snapshot (SetGossipKeyring).
 		meta.GossipKeys = &s.gossipKeys
 	}
+	meta.RemovedPeers = s.removedPeers
 	if err := writeJSON(frameMeta, meta); err != nil {
 		return err
 	}
@@ -372,6 +378,10 @@ func (rs *restorer) meta(rec *snapRecord) error {
 		}
 		st.gossipKeys = *g
 	}
+	if err := validTombstones(rec.RemovedPeers); err != nil {
+		return badSnapshot("record %d: %v", rs.n, err)
+	}
+	st.removedPeers = rec.RemovedPeers
 	return nil
 }
 

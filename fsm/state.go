@@ -57,6 +57,7 @@ type state struct {
 	batchKeys    map[uint32]*BatchKey     // ID → key
 	batchPrimary uint32                   // 0 = no key yet; else a key in batchKeys
 	gossipKeys   gossipKeyring            // replicated gossip keyring (gossipkey.go); replaced whole, never mutated
+	removedPeers []PeerTombstone          // removed raft servers (peers.go); replaced whole, never mutated
 
 	// policySets shares identical policy lists between token records (see
 	// internPolicies); local, derived from nothing replicated.

@@ -42,6 +42,7 @@ func APIDocs() []byte {
 		{"Telemetry (`/v1/sys/metrics`)", s.metricsRoutes()},
 		{"Gossip keyring (`/v1/sys/keyring/gossip…`)", s.keyringRoutes()},
 		{"State digest (`/v1/sys/storage/fsm-hash`)", s.fsmHashRoutes()},
+		{"Raft membership (`/v1/sys/storage/raft/remove-peer`)", s.raftPeerRoutes()},
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n## %s\n", t.title)

@@ -95,6 +95,7 @@ func newServer(node Node, opts Options) *server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Now = leaderTime(node, opts.Now) // expiry by the leader's clock (leaderclock.go)
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
@@ -113,7 +114,7 @@ func newServer(node Node, opts Options) *server {
 	}
 	s.router = newRouter(s.tokenRoutes(), s.sysRoutes(), s.batchRoutes(), s.policyRoutes(), s.capabilitiesRoutes(),
 		s.roleRoutes(), s.leaseRoutes(), s.tidyRoutes(), s.auditRoutes(), s.pprofRoutes(), s.metricsRoutes(), s.keyringRoutes(),
-		s.fsmHashRoutes())
+		s.fsmHashRoutes(), s.raftPeerRoutes())
 	s.metrics = newHTTPMetrics(opts.Metrics, s.router)
 	return s
 }

@@ -27,6 +27,9 @@ var (
 	// to another leader (or lost it) while the old one held the request;
 	// the old leader may or may not have applied it.
 	ErrLeaderChanged = errors.New("leader changed while the request was forwarded; it may or may not have been applied")
+	// ErrUnknownPeer: a peer removal named a server that is neither in
+	// the raft configuration nor already removed.
+	ErrUnknownPeer = errors.New("server is not in the raft configuration")
 )
 
 // retrySafeKey keys the mark WithRetrySafe sets.

@@ -264,6 +264,26 @@ func TestClientCommands(t *testing.T) {
 			wantOut: []string{`"node_id": "n1"`},
 		},
 		{
+			name:      "operator raft remove-peer",
+			args:      []string{"operator", "raft", "remove-peer", "-server-id", "n4"},
+			routes:    map[string]canned{"PUT /v1/sys/storage/raft/remove-peer": {204, ""}},
+			wantReq:   &recorded{method: "PUT", path: "/v1/sys/storage/raft/remove-peer", token: "tok", body: map[string]any{"server_id": "n4"}},
+			wantExact: "Peer removed successfully!\n",
+		},
+		{
+			name:     "operator raft remove-peer of an unknown server",
+			args:     []string{"operator", "raft", "remove-peer", "n9"},
+			routes:   map[string]canned{"PUT /v1/sys/storage/raft/remove-peer": {400, `{"errors":["server n9 is not in the raft configuration"]}`}},
+			wantCode: 2,
+			wantErr:  []string{"remove raft peer n9:", "not in the raft configuration"},
+		},
+		{
+			name:     "operator raft remove-peer without an id",
+			args:     []string{"operator", "raft", "remove-peer"},
+			wantCode: 1,
+			wantErr:  []string{"expected -server-id ID"},
+		},
+		{
 			name:     "operator error",
 			args:     []string{"operator", "members"},
 			routes:   map[string]canned{},

@@ -9,6 +9,7 @@
 //	tokend bench [flags]           load generator for the token API (bench.go)
 //	tokend operator members        the gossip view of the cluster
 //	tokend operator raft list-peers  the raft configuration
+//	tokend operator raft remove-peer -server-id ID  remove a server for good
 //	tokend version                 print the version
 //
 // The server loads its configuration with package config (flag > env >

@@ -60,6 +60,7 @@ var commands = []command{
 	{"bench", "generate load on the token API and report ops/s and latency", benchCmd},
 	{"operator members", "list the cluster members as gossip sees them", operatorMembers},
 	{"operator raft list-peers", "list the servers of the raft configuration", operatorRaftListPeers},
+	{"operator raft remove-peer", "remove a server from the raft configuration for good", operatorRaftRemovePeer},
 	{"operator gen-certs", "create a cluster CA and node certificates for cluster TLS", operatorGenCerts},
 	{"operator keyring list", "list the gossip encryption keys and the members holding them", operatorKeyringList},
 	{"operator keyring install", "install a gossip key on every member", operatorKeyringInstall},

@@ -125,6 +125,15 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 	}
 	defer stopClusterReload()
 
+	clock, skew, err := testClock()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if clock != nil {
+		logger.Warn("TEST KNOB: wall clock shifted (TOKEND_TEST_CLOCK_OFFSET); never use in production", "offset", skew.String())
+	}
+
 	node, err := cluster.New(cluster.Config{
 		NodeID:          cfg.NodeID,
 		DataDir:         cfg.DataDir,
@@ -140,6 +149,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		Version:         version,
 		TLS:             clusterTLS,
 		Timing:          testTiming(),
+		Clock:           clock,
 	})
 	if err != nil {
 		ln.Close()
@@ -159,6 +169,7 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 			TokenPerSecond: cfg.RateLimitToken, TokenBurst: cfg.RateLimitTokenBurst}),
 		MaxRequestBytes: cfg.MaxRequestSize,
 		Metrics:         metrics,
+		Now:             clock,
 	})
 	// Forwarded requests arrive on the cluster port (with cluster TLS) and
 	// are served by the same handler; the client listener refuses them.

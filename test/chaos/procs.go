@@ -38,6 +38,9 @@ type Proc struct {
 	RaftAddr string
 	Gossip   string
 	LogPath  string
+	// Env is added to the process environment at every start (test
+	// knobs such as TOKEND_TEST_CLOCK_OFFSET).
+	Env []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -156,6 +159,9 @@ func (c *Cluster) Start(k int) error {
 	fmt.Fprintf(logFile, "{\"@message\":\"chaos harness: process start\",\"@timestamp\":%q}\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.Bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	if c.Netns {
 		cmd.SysProcAttr = nodeCredential(k)
 	} else {
