@@ -53,6 +53,13 @@ func measureAB(ctx context.Context, o opts, c *cluster, cbs []*cluster) ([]row, 
 				if i == 0 && o.profileDir != "" {
 					wg.Go(func() { cl.profileNodes(ctx, o, fmt.Sprintf("%s-%d", profile, round+1)) })
 				}
+				rate := o.abWriteRate
+				if profile == "lookup-self" || profile == "lookup" {
+					rate = o.abReadRate
+				}
+				if rate > 0 {
+					args = append(args, "-rate", strconv.Itoa(rate))
+				}
 				res, err := cl.bench(ctx, sanitize(name), append(args, "-d", o.dur.String(), "-c", strconv.Itoa(o.conc))...)
 				wg.Wait()
 				if err != nil {

@@ -64,6 +64,8 @@ type opts struct {
 	envB        string
 	abProfiles  string
 	abRounds    int
+	abReadRate  int
+	abWriteRate int
 }
 
 func main() {
@@ -85,6 +87,8 @@ func main() {
 	flag.StringVar(&o.binB, "compare-bin", "", "also run a cluster of each of these tokend binaries (comma list): with -writes-only their creates alternate with the first's, else their lookup-self rows (with and without writes) follow the first's (same-run A/B)")
 	flag.StringVar(&o.abProfiles, "ab", "", "with -compare-bin: only these profiles (comma list of create, lookup-self, lookup, renew-self, revoke, child-cascade, mixed), each run on every cluster in turn, -ab-rounds times (same-run A/B of CPU per op); with -cpuprofile-dir every node of the first cluster is profiled per run")
 	flag.IntVar(&o.abRounds, "ab-rounds", 2, "with -ab: rounds of the interleaved runs")
+	flag.IntVar(&o.abReadRate, "ab-read-rate", 0, "with -ab: -rate of the read profiles (lookup-self, lookup); a fixed rate keeps CPU per op comparable on a busy machine (0: as fast as possible)")
+	flag.IntVar(&o.abWriteRate, "ab-write-rate", 0, "with -ab: -rate of the other profiles (0: as fast as possible)")
 	flag.Parse()
 	switch {
 	case o.abProfiles != "" && o.binB == "":
