@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -275,5 +279,24 @@ func BenchmarkEncodeIndexState(b *testing.B) {
 	for b.Loop() {
 		i++
 		_ = encodeIndexState("cluster-4f9c2a", key, 1_000_000+i)
+	}
+}
+
+// TestPooledMACsUnchanged pins the pooled HMACs (index.go) to the plain
+// computation: other nodes verify these values, so they must not move.
+func TestPooledMACsUnchanged(t *testing.T) {
+	for _, key := range [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("another key")} {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("v1:c1:42:0"))
+		wantIndex := base64.StdEncoding.EncodeToString([]byte("v1:c1:42:0:" + hex.EncodeToString(m.Sum(nil))))
+		if got := encodeIndexState("c1", key, 42); got != wantIndex {
+			t.Errorf("encodeIndexState = %q, want %q", got, wantIndex)
+		}
+		m = hmac.New(sha256.New, key)
+		m.Write([]byte("tokend-client-addr\x00" + "10.0.0.1" + "\x00" + "1700000000" + "\x00" + "abc"))
+		wantAddr := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+		if got := clientAddrMAC(key, "10.0.0.1", "1700000000", "abc"); got != wantAddr {
+			t.Errorf("clientAddrMAC = %q, want %q", got, wantAddr)
+		}
 	}
 }

@@ -46,7 +46,8 @@ func encodeIndexState(clusterID string, key []byte, index uint64) string {
 	return base64.StdEncoding.EncodeToString(st)
 }
 
-// indexMAC is a pool of HMACs keyed with one index key.
+// indexMAC is a pool of HMACs keyed with one index key (X-Vault-Index and
+// the forwarded client address stamp, role.go, both use it).
 type indexMAC struct {
 	key  []byte
 	pool sync.Pool // of hash.Hash
