@@ -34,7 +34,8 @@ func startGCTuner(gogc string) {
 	}
 	gcTunerOnce.Do(func() {
 		t := &gcTuner{last: gcPercentBase}
-		t.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		// The pacer's goal is live + (live + stacks + globals) × GOGC/100.
+		t.sample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 		t.arm()
 	})
 }
@@ -64,22 +65,27 @@ func (t *gcTuner) arm() {
 
 func (t *gcTuner) tune() {
 	metrics.Read(t.sample)
-	if t.sample[0].Value.Kind() != metrics.KindUint64 {
-		return
+	var scan uint64
+	for _, s := range t.sample {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		scan += s.Value.Uint64()
 	}
-	if p := gcPercentFor(t.sample[0].Value.Uint64()); p != t.last {
+	if p := gcPercentFor(scan); p != t.last {
 		debug.SetGCPercent(p)
 		t.last = p
 	}
 }
 
 // gcPercentFor returns the GOGC that puts the next collection at about
-// live + gcHeadroom, but never below gcPercentBase.
-func gcPercentFor(live uint64) int {
-	if live == 0 {
+// gcHeadroom above the live heap, but never below gcPercentBase; scan is
+// what the pacer scales by GOGC (live heap, stacks and globals).
+func gcPercentFor(scan uint64) int {
+	if scan == 0 {
 		return gcPercentMax
 	}
-	p := uint64(gcHeadroom) * 100 / live
+	p := uint64(gcHeadroom) * 100 / scan
 	switch {
 	case p < gcPercentBase:
 		return gcPercentBase
