@@ -48,11 +48,10 @@ type gcTuner struct {
 	last   int
 }
 
-// gcSentinel is big enough not to be a tiny allocation (finalizers on
-// tiny objects may never run).
+// gcSentinel holds a pointer, so it is never a tiny allocation (the
+// finalizer of an object batched into a tiny block may never run).
 type gcSentinel struct {
-	t   *gcTuner
-	pad [16]byte
+	t *gcTuner
 }
 
 func (t *gcTuner) arm() {
