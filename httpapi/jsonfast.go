@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -143,7 +142,8 @@ func (p *fastParser) value(depth int) (any, bool) {
 }
 
 func (p *fastParser) literal(word string) bool {
-	if !strings.HasPrefix(string(p.b[p.i:min(p.i+len(word), len(p.b))]), word) {
+	// A comparison with a converted []byte does not allocate.
+	if len(p.b)-p.i < len(word) || string(p.b[p.i:p.i+len(word)]) != word {
 		return false
 	}
 	p.i += len(word)
