@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -117,9 +118,16 @@ func newIncarnation() string {
 }
 
 // readLease is a follower's read lease. It is valid only while the node's
-// raft leader and term are the ones that granted it.
+// raft leader and term are the ones that granted it. Every local read
+// checks it (Health), so readers load the current grant without a lock;
+// mu only orders the writers (serveLease), which replace the value whole.
 type readLease struct {
-	mu     sync.Mutex
+	mu  sync.Mutex
+	cur atomic.Pointer[leaseState]
+}
+
+// leaseState is one immutable lease value.
+type leaseState struct {
 	expiry time.Time // monotonic
 	leader string
 	term   uint64
@@ -131,12 +139,11 @@ func (n *Node) stamp() int64 { return int64(time.Since(n.started)) }
 // leaseRemaining returns how long this follower's read lease still runs; 0
 // when it has none, or when leader/term are not those that granted it.
 func (n *Node) leaseRemaining(leader string, term uint64) time.Duration {
-	n.lease.mu.Lock()
-	defer n.lease.mu.Unlock()
-	if leader == "" || n.lease.leader != leader || n.lease.term != term {
+	l := n.lease.cur.Load()
+	if leader == "" || l == nil || l.leader != leader || l.term != term {
 		return 0
 	}
-	return max(time.Until(n.lease.expiry), 0)
+	return max(time.Until(l.expiry), 0)
 }
 
 // ServeInternal serves the node-to-node endpoints under InternalPathPrefix.
@@ -220,10 +227,12 @@ func (n *Node) serveLease(w http.ResponseWriter, r *http.Request) {
 		// must not leave a lease attributed to the new leader.
 		if n.grantFromLeader(&g) {
 			exp := n.started.Add(time.Duration(g.EchoStamp) + d)
-			if n.lease.leader != g.LeaderID || n.lease.term != g.Term || exp.After(n.lease.expiry) {
-				n.lease.expiry, n.lease.leader, n.lease.term = exp, g.LeaderID, g.Term
+			l := n.lease.cur.Load()
+			if l == nil || l.leader != g.LeaderID || l.term != g.Term || exp.After(l.expiry) {
+				l = &leaseState{expiry: exp, leader: g.LeaderID, term: g.Term}
+				n.lease.cur.Store(l)
 			}
-			lease = time.Now().Before(n.lease.expiry)
+			lease = time.Now().Before(l.expiry)
 		}
 		n.lease.mu.Unlock()
 		if lease {

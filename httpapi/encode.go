@@ -101,6 +101,46 @@ func appendMarshal(b []byte, v any) ([]byte, error) {
 	return append(b, out...), nil
 }
 
+// appendAuth appends a's JSON exactly as encoding/json renders it (every
+// create and renewal answers with one; reflection was a few percent of a
+// create on the leader).
+func appendAuth(b []byte, a *Auth) ([]byte, error) {
+	b = append(b, `{"client_token":`...)
+	b = appendString(b, a.ClientToken)
+	b = append(b, `,"accessor":`...)
+	b = appendString(b, a.Accessor)
+	b = append(b, `,"policies":`...)
+	b = appendStrings(b, a.Policies)
+	if len(a.TokenPolicies) > 0 { // omitempty
+		b = append(b, `,"token_policies":`...)
+		b = appendStrings(b, a.TokenPolicies)
+	}
+	b = append(b, `,"metadata":`...)
+	b = appendStringMap(b, a.Metadata)
+	b = append(b, `,"lease_duration":`...)
+	b = strconv.AppendInt(b, a.LeaseDuration, 10)
+	b = append(b, `,"renewable":`...)
+	b = strconv.AppendBool(b, a.Renewable)
+	b = append(b, `,"entity_id":`...)
+	b = appendString(b, a.EntityID)
+	b = append(b, `,"token_type":`...)
+	b = appendString(b, a.TokenType)
+	b = append(b, `,"orphan":`...)
+	b = strconv.AppendBool(b, a.Orphan)
+	b = append(b, `,"mfa_requirement":`...)
+	if a.MFARequirement == nil {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = appendMarshal(b, a.MFARequirement); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"num_uses":`...)
+	b = strconv.AppendInt(b, int64(a.NumUses), 10)
+	return append(b, '}'), nil
+}
+
 // lookupView is Vault's lookup object (VAULT-API.md §1.4) of a token, kept
 // typed: encoded straight to JSON by appendJSON, turned into the map of
 // lookupData only when something needs the map (the audit log).
@@ -253,7 +293,7 @@ func appendEnvelope(b []byte, env *envelope, view *lookupView) ([]byte, error) {
 	b = append(b, `,"auth":`...)
 	if env.Auth == nil {
 		b = append(b, "null"...)
-	} else if b, err = appendMarshal(b, env.Auth); err != nil {
+	} else if b, err = appendAuth(b, env.Auth); err != nil {
 		return b, err
 	}
 	b = append(b, `,"mount_type":`...)

@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -265,4 +269,102 @@ func TestHeaderKeysCanonical(t *testing.T) {
 	if got := headerValue(h, "X-Vault-Token"); got != h.Get("X-Vault-Token") {
 		t.Fatalf("headerValue = %q, Get = %q", got, h.Get("X-Vault-Token"))
 	}
+}
+
+// BenchmarkEncodeIndexState is the X-Vault-Index of every write's answer.
+func BenchmarkEncodeIndexState(b *testing.B) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		_ = encodeIndexState("cluster-4f9c2a", key, 1_000_000+i)
+	}
+}
+
+// TestPooledMACsUnchanged pins the pooled HMACs (index.go) to the plain
+// computation: other nodes verify these values, so they must not move.
+func TestPooledMACsUnchanged(t *testing.T) {
+	for _, key := range [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("another key")} {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("v1:c1:42:0"))
+		wantIndex := base64.StdEncoding.EncodeToString([]byte("v1:c1:42:0:" + hex.EncodeToString(m.Sum(nil))))
+		if got := encodeIndexState("c1", key, 42); got != wantIndex {
+			t.Errorf("encodeIndexState = %q, want %q", got, wantIndex)
+		}
+		m = hmac.New(sha256.New, key)
+		m.Write([]byte("tokend-client-addr\x00" + "10.0.0.1" + "\x00" + "1700000000" + "\x00" + "abc"))
+		wantAddr := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+		if got := clientAddrMAC(key, "10.0.0.1", "1700000000", "abc"); got != wantAddr {
+			t.Errorf("clientAddrMAC = %q, want %q", got, wantAddr)
+		}
+	}
+}
+
+// TestAppendAuthMatchesJSON: the hand-written auth object is byte for byte
+// what encoding/json writes for it.
+func TestAppendAuthMatchesJSON(t *testing.T) {
+	strs := func(t *rapid.T, label string) []string {
+		if rapid.Bool().Draw(t, label+"-nil") {
+			return nil
+		}
+		n := rapid.IntRange(0, 3).Draw(t, label+"-n")
+		out := make([]string, n)
+		for i := range out {
+			out[i] = drawJSONString(t, label)
+		}
+		return out
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		a := &Auth{
+			ClientToken:   drawJSONString(t, "client_token"),
+			Accessor:      drawJSONString(t, "accessor"),
+			Policies:      strs(t, "policies"),
+			TokenPolicies: strs(t, "token_policies"),
+			LeaseDuration: rapid.Int64().Draw(t, "lease_duration"),
+			Renewable:     rapid.Bool().Draw(t, "renewable"),
+			EntityID:      drawJSONString(t, "entity_id"),
+			TokenType:     drawJSONString(t, "token_type"),
+			Orphan:        rapid.Bool().Draw(t, "orphan"),
+			NumUses:       rapid.Int().Draw(t, "num_uses"),
+		}
+		if !rapid.Bool().Draw(t, "meta-nil") {
+			a.Metadata = map[string]string{}
+			for range rapid.IntRange(0, 20).Draw(t, "meta-n") {
+				a.Metadata[drawJSONString(t, "meta-k")] = drawJSONString(t, "meta-v")
+			}
+		}
+		if rapid.Bool().Draw(t, "mfa") {
+			a.MFARequirement = map[string]any{"mfa_request_id": drawJSONString(t, "mfa")}
+		}
+		want, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendAuth(nil, a)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("appendAuth:\n got %s %v\nwant %s", got, err, want)
+		}
+	})
+}
+
+// BenchmarkAppendAuth: the auth object of a create's answer, hand-written
+// and through encoding/json.
+func BenchmarkAppendAuth(b *testing.B) {
+	a := &Auth{ClientToken: "hvs.CAESIJ8h3kWbq2ZfZr6jY0vX", Accessor: "0Yb5hWkK1uQy3nTq8sXcVb2r",
+		Policies: []string{"default", "web"}, TokenPolicies: []string{"default", "web"},
+		Metadata: map[string]string{"team": "a"}, LeaseDuration: 3600, Renewable: true, TokenType: "service"}
+	buf := make([]byte, 0, 1024)
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = appendAuth(buf[:0], a)
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = appendMarshal(buf[:0], a)
+		}
+	})
 }

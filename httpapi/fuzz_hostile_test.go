@@ -147,3 +147,15 @@ func FuzzDecodeJSONStrict(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastJSON: whatever fastJSON accepts, the token-API decoder accepts
+// too with the same value, so the fast path never changes an answer (its
+// refusals fall back to that decoder).
+func FuzzFastJSON(f *testing.F) {
+	for _, s := range fastJSONCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkFastJSON(t, b)
+	})
+}

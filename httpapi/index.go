@@ -7,8 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Vault's consistency headers (VAULT-API.md §6.2).
@@ -23,10 +26,44 @@ const (
 // parses (api.ParseReplicationState):
 // base64("v1:<cluster id>:<index>:0:<hex hmac-sha256(key, state)>").
 func encodeIndexState(clusterID string, key []byte, index uint64) string {
-	state := "v1:" + clusterID + ":" + strconv.FormatUint(index, 10) + ":0"
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(state))
-	return base64.StdEncoding.EncodeToString([]byte(state + ":" + hex.EncodeToString(mac.Sum(nil))))
+	// Every write answers with a new index: one allocation (the result),
+	// and a pooled keyed HMAC instead of hmac.New's two pads per call.
+	var buf [256]byte
+	st := append(buf[:0], "v1:"...)
+	st = append(st, clusterID...)
+	st = append(st, ':')
+	st = strconv.AppendUint(st, index, 10)
+	st = append(st, ":0"...)
+	m := indexMACFor(key)
+	mac := m.pool.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(st)
+	var sum [sha256.Size]byte
+	mac.Sum(sum[:0])
+	m.pool.Put(mac)
+	st = append(st, ':')
+	st = hex.AppendEncode(st, sum[:])
+	return base64.StdEncoding.EncodeToString(st)
+}
+
+// indexMAC is a pool of HMACs keyed with one index key (X-Vault-Index and
+// the forwarded client address stamp, role.go, both use it).
+type indexMAC struct {
+	key  []byte
+	pool sync.Pool // of hash.Hash
+}
+
+// indexMACs is the pool of the index key last used (a cluster has one).
+var indexMACs atomic.Pointer[indexMAC]
+
+func indexMACFor(key []byte) *indexMAC {
+	if m := indexMACs.Load(); m != nil && bytes.Equal(m.key, key) {
+		return m
+	}
+	m := &indexMAC{key: bytes.Clone(key)}
+	m.pool.New = func() any { return hmac.New(sha256.New, m.key) }
+	indexMACs.Store(m)
+	return m
 }
 
 // indexValue is one computed X-Vault-Index header value. Every answer

@@ -108,6 +108,16 @@ func decodeJSONStrict(b []byte) (any, error) {
 	if bytes.IndexByte(b, 0) >= 0 {
 		return nil, errJSONNUL
 	}
+	if v, ok := fastJSON(b); ok {
+		return v, nil
+	}
+	return decodeJSONTokens(b)
+}
+
+// decodeJSONTokens is decodeJSONStrict after its byte checks, with
+// encoding/json's token API: the reference for fastJSON, and what gives
+// every malformed body its error message.
+func decodeJSONTokens(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	n := 0

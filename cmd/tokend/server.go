@@ -80,6 +80,7 @@ func newLogger(cfg config.Config, w io.Writer) hclog.Logger {
 // serve runs one node until ctx ends (a signal) or the HTTP server fails,
 // then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Logger, stdout io.Writer) error {
+	startGCTuner(os.Getenv("GOGC")) // gctune.go: GC headroom for small heaps
 	// Bind HTTP first: a busy port fails before raft and gossip start, and
 	// the bound address (port 0 resolved) is what gossip advertises.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

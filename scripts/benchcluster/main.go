@@ -62,6 +62,10 @@ type opts struct {
 	writesOnly  int
 	binB        string
 	envB        string
+	abProfiles  string
+	abRounds    int
+	abReadRate  int
+	abWriteRate int
 }
 
 func main() {
@@ -81,8 +85,16 @@ func main() {
 	flag.IntVar(&o.writesOnly, "writes-only", 0, "only ceiling (b) and create, alternately this many times (for tuning the write path)")
 	flag.StringVar(&o.envB, "compare-env", "", "with -compare-bin: extra environment of the compared clusters' nodes, K=V,K=V (e.g. GOGC=200)")
 	flag.StringVar(&o.binB, "compare-bin", "", "also run a cluster of each of these tokend binaries (comma list): with -writes-only their creates alternate with the first's, else their lookup-self rows (with and without writes) follow the first's (same-run A/B)")
+	flag.StringVar(&o.abProfiles, "ab", "", "with -compare-bin: only these profiles (comma list of create, lookup-self, lookup, renew-self, revoke, child-cascade, mixed), each run on every cluster in turn, -ab-rounds times (same-run A/B of CPU per op); with -cpuprofile-dir every node of the first cluster is profiled per run")
+	flag.IntVar(&o.abRounds, "ab-rounds", 2, "with -ab: rounds of the interleaved runs")
+	flag.IntVar(&o.abReadRate, "ab-read-rate", 0, "with -ab: -rate of the read profiles (lookup-self, lookup); a fixed rate keeps CPU per op comparable on a busy machine (0: as fast as possible)")
+	flag.IntVar(&o.abWriteRate, "ab-write-rate", 0, "with -ab: -rate of the other profiles (0: as fast as possible)")
 	flag.Parse()
 	switch {
+	case o.abProfiles != "" && o.binB == "":
+		fail("-ab needs -compare-bin")
+	case o.abRounds < 1:
+		fail("-ab-rounds must be >= 1")
 	case flag.NArg() > 0:
 		fail("unexpected argument %q", flag.Arg(0))
 	case o.dur < time.Second:
@@ -158,9 +170,12 @@ func run(ctx context.Context, o opts) int {
 		}
 	}
 	var rows []row
-	if o.writesOnly > 0 {
+	switch {
+	case o.abProfiles != "":
+		rows, err = measureAB(ctx, o, c, cb)
+	case o.writesOnly > 0:
 		rows, err = measureWrites(ctx, o, c, cb)
-	} else {
+	default:
 		rows, err = measure(ctx, o, c, cb)
 	}
 	if ctx.Err() != nil {
@@ -657,6 +672,9 @@ func (c *cluster) start(ctx context.Context, n int) error {
 	c.client = http.Client{Timeout: 10 * time.Second}
 	// Every node needs the same token hash key, kept outside the data dirs.
 	hashKey := filepath.Join(c.dir, "token-hash.key")
+	if err := os.MkdirAll(c.dir, 0o700); err != nil { // a compared cluster's dir is new
+		return err
+	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key) // crypto/rand.Read never fails on Linux
 	if err := os.WriteFile(hashKey, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
