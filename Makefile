@@ -56,11 +56,11 @@ chaos:
 	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
 		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
 
-## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes); part of make test
+## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes) and a 36 s flaky-links run (T7); part of make test
 chaos-short:
 	./scripts/ensure-chaos-deps.sh
 	$(GO) test -tags chaos -count=1 -timeout 10m -v -run TestChaos ./test/chaos/ \
-		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s $(CHAOS_ARGS)
+		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s -chaos.flaky-duration=36s $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck and the import-boundary check
 lint:
