@@ -151,32 +151,38 @@ func RunFlaky(cfg FlakyConfig) (*FlakyResult, error) {
 	wcfg := cfg.Workload
 	wcfg.Seed = cfg.Seed
 	w := NewWorkload(wcfg, c, rec)
-	ctx, cancel := context.WithCancel(context.Background())
+	// The workload stops for the heap and goroutine measurements, so
+	// requests in flight (a slow phase leaves many) do not count.
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.Run(ctx)
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			wg.Wait()
-		}
+	cancel := func() {}
+	startLoad := func() {
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Run(ctx)
+		}()
 	}
+	stop := func() {
+		cancel()
+		wg.Wait()
+	}
+	startLoad()
 	defer stop()
 
 	const warm, gap = 2 * time.Second, 2 * time.Second
 	phaseLen := max((cfg.Duration-warm-3*gap)/5, 3*time.Second)
 	time.Sleep(warm)
 	var phases []FlakyPhase
-	begin := func(name, detail string) {
-		now := rec.Now()
-		if len(phases) > 0 {
-			phases[len(phases)-1].End, phases[len(phases)-1].EndWall = now, time.Now()
+	end := func() {
+		if n := len(phases); n > 0 && phases[n-1].End == 0 {
+			phases[n-1].End, phases[n-1].EndWall = rec.Now(), time.Now()
 		}
+	}
+	begin := func(name, detail string) {
+		end()
+		now := rec.Now()
 		phases = append(phases, FlakyPhase{Name: name, Detail: detail, Start: now, StartWall: time.Now()})
 		logf("flaky: phase %s %s", name, detail)
 	}
@@ -193,8 +199,11 @@ func RunFlaky(cfg FlakyConfig) (*FlakyResult, error) {
 
 	begin("baseline", "no fault")
 	time.Sleep(phaseLen)
+	end()
+	stop()
 	res.Before = measureRuntime(c, w)
 	dumpGoroutines(c, cfg.Dir, "before")
+	startLoad()
 
 	leader := c.WaitLeader(5 * time.Second)
 	if leader < 0 {
@@ -256,11 +265,10 @@ func RunFlaky(cfg FlakyConfig) (*FlakyResult, error) {
 
 	begin("recovery", "no fault")
 	time.Sleep(phaseLen)
+	end()
+	stop()
 	res.After = measureRuntime(c, w)
 	dumpGoroutines(c, cfg.Dir, "after")
-	begin("end", "")
-	phases = phases[:len(phases)-1]
-	stop()
 
 	ops := rec.Ops()
 	if err := rec.Close(); err != nil {
@@ -413,9 +421,9 @@ func LeadershipTimes(logs map[string]string) ([]time.Time, error) {
 }
 
 // measureRuntime reads every node's heap after a forced GC and its
-// goroutine count. The workload's idle keep-alive connections are closed
-// first, so server goroutines of connections a slow phase opened and left
-// idle do not count as a leak.
+// goroutine count, with the workload stopped. The workload's idle
+// keep-alive connections are closed first, so server goroutines of
+// connections a slow phase opened and left idle do not count as a leak.
 func measureRuntime(c *Cluster, w *Workload) []NodeRuntime {
 	w.client.CloseIdleConnections()
 	time.Sleep(500 * time.Millisecond) // let the servers see the closes
