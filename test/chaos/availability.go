@@ -105,7 +105,10 @@ func CheckLeaderKills(events []Event, ops []*Op, elections []time.Time) ([]Viola
 			if op.Invoke < ev.Start || op.Invoke >= ends[i] || target[op.Node] {
 				continue
 			}
-			if cls, bad := visibleError(op); bad {
+			// Errors count for this kill only for operations that started
+			// before the cluster was healthy again and ended before the
+			// next fault (which may stop a node this one spared).
+			if cls, bad := visibleError(op); bad && op.Invoke < max(ev.End, ev.Healed) && op.Complete < ends[i] {
 				visible[cls]++
 				out = append(out, Violation{Checker: CheckRetryable, At: op.Invoke, Detail: fmt.Sprintf(
 					"kill-leader #%d: %s of %s on surviving n%d: client-visible error %s (not a 503/429 with Retry-After): %s (op %d)",

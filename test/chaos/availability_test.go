@@ -37,6 +37,9 @@ func TestCheckLeaderKills(t *testing.T) {
 		{ID: 3, Kind: OpCreate, Node: 2, Invoke: ms(2000), Complete: ms(2500), Outcome: Ok, Status: 200},
 		// A definite 4xx the workload provokes is no client-visible error.
 		{ID: 4, Kind: OpChildCreate, Node: 2, Invoke: ms(2100), Complete: ms(2200), Outcome: Fail, Status: 400},
+		// A survivor's error that the next fault caused (it ended after
+		// that fault began) does not count against kill 0.
+		{ID: 7, Kind: OpCreate, Node: 1, Invoke: ms(9900), Complete: ms(10100), Outcome: Info, Error: "connection reset"},
 		// Kill 1: a survivor times out, and writes come back after 4.5 s.
 		{ID: 5, Kind: OpValidateConsistent, Node: 0, Invoke: ms(10100), Complete: ms(13100), Outcome: Info, Error: "timeout"},
 		{ID: 6, Kind: OpCreate, Node: 2, Invoke: ms(14000), Complete: ms(14500), Outcome: Ok, Status: 200},
@@ -80,6 +83,8 @@ func TestCheckPlannedRestarts(t *testing.T) {
 		{Client: 1, Invoke: ms(4000), First: "503"},
 		{Client: 1, Invoke: ms(10500), First: "transport"},
 		{Client: 1, Invoke: ms(10600), First: "transport", Final: "transport"},
+		// After the cluster was healthy again (End): not the restart's.
+		{Client: 2, Invoke: ms(9500), Complete: ms(9600), First: "transport", Final: "503"},
 	}
 	elections := []time.Time{t0.Add(3200 * time.Millisecond)}
 	v, report := CheckPlannedRestarts(events, probe, elections)

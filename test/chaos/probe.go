@@ -39,6 +39,8 @@ type ProbeOp struct {
 	// operation succeeded in the end).
 	First string `json:"first,omitempty"`
 	Final string `json:"final,omitempty"`
+	// Detail is the last failed attempt's error or answer (for the report).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Prober runs the probe clients.
@@ -100,7 +102,7 @@ func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token
 		return node
 	}
 	rec := ProbeOp{Client: cl, Kind: kind, Invoke: p.rec.Now(), Node: node}
-	first, retryAfter, moved := p.attempt(node, kind, method, path, token, body, false)
+	first, retryAfter, moved, detail := p.attempt(node, kind, method, path, token, body, false)
 	rec.First = first
 	if moved {
 		node = (node + 1) % len(p.c.Nodes)
@@ -110,7 +112,7 @@ func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token
 			time.Sleep(min(retryAfter, time.Second))
 		}
 		var again bool
-		rec.Final, _, again = p.attempt(node, kind, method, path, token, body, true)
+		rec.Final, _, again, detail = p.attempt(node, kind, method, path, token, body, true)
 		if again {
 			node = (node + 1) % len(p.c.Nodes)
 		}
@@ -118,6 +120,9 @@ func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token
 		rec.Final = first
 	}
 	rec.Complete = p.rec.Now()
+	if rec.First != "" || rec.Final != "" {
+		rec.Detail = detail
+	}
 	p.mu.Lock()
 	p.ops = append(p.ops, rec)
 	p.mu.Unlock()
@@ -134,38 +139,38 @@ func retryable(class string) bool {
 }
 
 // attempt sends one request. It returns "" on success or the error class,
-// the Retry-After wait, and whether the client should move to the next
-// node (its node did not answer). A retried create that finds its ID taken
-// succeeded the first time.
-func (p *Prober) attempt(node int, kind, method, path, token, body string, retry bool) (string, time.Duration, bool) {
+// the Retry-After wait, whether the client should move to the next node
+// (its node did not answer) and the error or answer. A retried create that
+// finds its ID taken succeeded the first time.
+func (p *Prober) attempt(node int, kind, method, path, token, body string, retry bool) (string, time.Duration, bool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+p.c.Nodes[node].HTTPAddr+path, strings.NewReader(body))
 	if err != nil {
-		return "transport", 0, false
+		return "transport", 0, false, err.Error()
 	}
 	req.Header.Set("X-Vault-Token", token)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "timeout", 0, true
+			return "timeout", 0, true, err.Error()
 		}
-		return "transport", 0, true
+		return "transport", 0, true, err.Error()
 	}
 	defer resp.Body.Close()
 	buf := make([]byte, 512)
 	n, _ := resp.Body.Read(buf)
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent:
-		return "", 0, false
+		return "", 0, false, ""
 	case retry && kind == "create" && resp.StatusCode == http.StatusBadRequest && strings.Contains(string(buf[:n]), "duplicate ID"):
-		return "", 0, false
+		return "", 0, false, ""
 	}
 	var wait time.Duration
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		wait = time.Duration(s) * time.Second
 	}
-	return strconv.Itoa(resp.StatusCode), wait, false
+	return strconv.Itoa(resp.StatusCode), wait, false, fmt.Sprintf("n%d: %s", node+1, strings.TrimSpace(string(buf[:n])))
 }
 
 // CheckPlannedRestarts checks T9 on every rolling-restart and
@@ -191,7 +196,10 @@ func CheckPlannedRestarts(events []Event, probe []ProbeOp, elections []time.Time
 		restarts += n
 		perClient := map[int]int{}
 		for _, op := range probe {
-			if op.Invoke < ev.Start || op.Invoke >= ends[i] {
+			// Operations that started before the cluster was healthy again
+			// and ended before the next fault (a kill right after it must
+			// not count against this restart).
+			if op.Invoke < ev.Start || op.Invoke >= max(ev.End, ev.Healed) || op.Complete >= ends[i] {
 				continue
 			}
 			if op.First != "" {
@@ -200,8 +208,8 @@ func CheckPlannedRestarts(events []Event, probe []ProbeOp, elections []time.Time
 			if op.Final != "" {
 				finalErrs++
 				out = append(out, Violation{Checker: CheckPlanned, At: op.Invoke, Detail: fmt.Sprintf(
-					"%s #%d: probe client %d's %s on n%d failed after one retry: first %s, then %s",
-					ev.Nemesis, ev.Seq, op.Client, op.Kind, op.Node+1, op.First, op.Final)})
+					"%s #%d: probe client %d's %s on n%d failed after one retry: first %s, then %s (%s)",
+					ev.Nemesis, ev.Seq, op.Client, op.Kind, op.Node+1, op.First, op.Final, op.Detail)})
 			}
 		}
 		for cl := range clients {
