@@ -30,8 +30,10 @@ var hopByHop = []string{
 // HTTP address gossip has published. forwarded=false with a nil error means
 // this node is the leader and must handle r itself. A request that already
 // carries HopHeader is never forwarded again (status.ErrNotLeader). When the
-// leader cannot be reached it re-checks the leader once and retries, then
-// returns status.ErrNoLeader. On error nothing has been written to w, and
+// leader cannot be reached it waits for a leader change (at most two
+// election timeouts), re-checks the leader and retries, until LeaderWait
+// after the first failure; then it returns status.ErrNoLeader. On error
+// nothing has been written to w, and
 // r.Body is left re-readable.
 //
 // The target is chosen by forwardTarget from the raft leader's id, never
@@ -63,7 +65,15 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 	}
 
 	failed := ""
-	for attempt := 0; attempt < 2; attempt++ {
+	// A leader that cannot be reached is tried again after each wait for a
+	// leader change, until LeaderWait after the first failure: raft may go
+	// on reporting a killed leader for up to about three heartbeat
+	// timeouts (a follower's randomised timer re-arms once when it fires
+	// shortly after the last contact), longer than one wait of two
+	// election timeouts, and giving up then answered 503 just before the
+	// next leader appeared. maxForwardAttempts only bounds the loop.
+	var giveUp time.Time
+	for attempt := 0; attempt < maxForwardAttempts; attempt++ {
 		// Fast path: a known leader with a usable address needs no wait (and
 		// no timer) at all. With cluster TLS the target comes from raft
 		// alone: gossip's HTTP address is not needed (nor trusted).
@@ -103,6 +113,11 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 				// twice.
 				return false, status.ErrNoLeader
 			}
+			if giveUp.IsZero() {
+				giveUp = time.Now().Add(n.timing.LeaderWait)
+			} else if time.Now().After(giveUp) {
+				break
+			}
 			failed = id
 			continue
 		}
@@ -115,6 +130,11 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 	}
 	return false, status.ErrNoLeader
 }
+
+// maxForwardAttempts bounds forwardToLeader's tries; in practice
+// LeaderWait ends them first (each failed try is followed by a wait of up
+// to two election timeouts for a leader change).
+const maxForwardAttempts = 32
 
 // maxBodyPrealloc bounds the buffer readBody allocates up front from a
 // client's Content-Length; a larger body still reads, growing as it goes.
