@@ -113,6 +113,13 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 				// twice.
 				return false, status.ErrNoLeader
 			}
+			if !notSent(err) && !repeatable(r.Method) {
+				// The connection broke after the write went out: the
+				// leader may have applied it before it died. Sent again,
+				// a create with a client-chosen ID would answer
+				// "duplicate ID" for the client's own token.
+				return false, status.ErrLeaderLost
+			}
 			if giveUp.IsZero() {
 				giveUp = time.Now().Add(n.timing.LeaderWait)
 			} else if time.Now().After(giveUp) {
@@ -237,13 +244,23 @@ var copyBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// notSent reports whether err proves the request never reached the
+// leader: the dial failed. (net/http itself resends a request on a pooled
+// connection that broke before anything was written.)
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// repeatable reports whether a request may run twice: reads.
+func repeatable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
+}
+
 // isConnError reports whether err is a connection failure (refused, reset,
 // closed before an answer) rather than a timeout: the leader is gone or the
-// pooled connection went stale, so one retry after re-checking the leader
-// is worth it. The price: if the connection broke after the old leader had
-// received the request, the write can run twice. Revokes and renewals are
-// harmless to repeat; a repeated create leaves one token the client never
-// saw (it expires normally).
+// pooled connection went stale. Whether the request may be sent again
+// depends on notSent and repeatable.
 func isConnError(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

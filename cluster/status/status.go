@@ -22,6 +22,10 @@ var (
 	ErrTimeout = errors.New("timed out")
 	// ErrShuttingDown: the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
+	// ErrLeaderLost: the connection to the leader broke after a forwarded
+	// write was sent; the leader may have applied it, so it was not sent
+	// again (the outcome is unknown to this node).
+	ErrLeaderLost = errors.New("connection to the leader lost while forwarding: the request may have been applied")
 )
 
 // Health is a node's view of itself and the cluster, for sys/health,

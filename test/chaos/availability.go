@@ -26,6 +26,7 @@ import (
 const (
 	CheckRetryable = "retryable-errors"
 	CheckUnavail   = "write-unavailability"
+	CheckFalseFail = "false-failure"
 )
 
 // T1 bounds.
@@ -42,6 +43,24 @@ func CheckRetryAfter(ops []*Op) []Violation {
 		if (op.Status == http.StatusServiceUnavailable || op.Status == http.StatusTooManyRequests) && op.RetryAfter == "" {
 			out = append(out, Violation{Checker: CheckRetryable, At: op.Invoke, Detail: fmt.Sprintf(
 				"%s of %s on n%d answered %d without Retry-After: %s (op %d)", op.Kind, op.Token, op.Node+1, op.Status, op.Error, op.ID)})
+		}
+	}
+	return out
+}
+
+// CheckFalseFailures reports creates answered "duplicate ID": the
+// workload sends each client-chosen ID in one create only, so the token
+// that exists is this very request's, applied once already, and the
+// failure the client was told is false (a forward that sent the write
+// twice did this).
+func CheckFalseFailures(ops []*Op) []Violation {
+	var out []Violation
+	for _, op := range ops {
+		if (op.Kind == OpCreate || op.Kind == OpChildCreate) && op.Status == http.StatusBadRequest &&
+			strings.Contains(op.Error, "duplicate ID") {
+			out = append(out, Violation{Checker: CheckFalseFail, At: op.Invoke, Detail: fmt.Sprintf(
+				"%s of %s on n%d answered %d %s, but no other request ever used that ID: it was applied and reported as failed (op %d)",
+				op.Kind, op.Token, op.Node+1, op.Status, op.Error, op.ID)})
 		}
 	}
 	return out

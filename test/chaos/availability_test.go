@@ -104,3 +104,14 @@ func TestForwardErrorsDelta(t *testing.T) {
 		t.Fatalf("delta = %d, want 3", got)
 	}
 }
+
+func TestCheckFalseFailures(t *testing.T) {
+	ops := []*Op{
+		{ID: 1, Kind: OpCreate, Status: 400, Outcome: Fail, Error: `{"errors":["cannot create a token with a duplicate ID"]}`},
+		{ID: 2, Kind: OpChildCreate, Status: 400, Outcome: Fail, Error: `{"errors":["parent token lookup failed: no parent found"]}`},
+		{ID: 3, Kind: OpRenew, Status: 400, Outcome: Fail, Error: "duplicate ID"},
+	}
+	if v := CheckFalseFailures(ops); len(v) != 1 || !strings.Contains(v[0].Detail, "op 1") {
+		t.Fatalf("violations %+v, want op 1 only", v)
+	}
+}

@@ -289,6 +289,8 @@ func RunFlaky(cfg FlakyConfig) (*FlakyResult, error) {
 
 	res.Violations = append(res.Violations, CheckLinearizable(ops, cfg.Dir, 60*time.Second)...)
 	res.Violations = append(res.Violations, CheckServerErrors(ops)...)
+	res.Violations = append(res.Violations, CheckRetryAfter(ops)...)
+	res.Violations = append(res.Violations, CheckFalseFailures(ops)...)
 	vis, _ := CheckVisibility(ops, cfg.MaxStale)
 	res.Violations = append(res.Violations, vis...)
 	logs := map[string]string{}
@@ -585,7 +587,7 @@ func flakyReport(res *FlakyResult, cfg FlakyConfig) string {
 	}
 	b.WriteString("violations by checker:")
 	for _, ck := range []string{CheckLinear, CheckStale, CheckRevokeVis, CheckLost, CheckConverge, CheckLeader,
-		CheckCrash, CheckServerErr, CheckHealthy, CheckLeak, CheckInjected} {
+		CheckCrash, CheckServerErr, CheckRetryable, CheckFalseFail, CheckHealthy, CheckLeak, CheckInjected} {
 		fmt.Fprintf(&b, " %s=%d", ck, counts[ck])
 	}
 	b.WriteString("\n")

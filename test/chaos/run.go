@@ -189,6 +189,7 @@ func Run(cfg Config) (*Result, error) {
 		res.Violations = append(res.Violations, Violation{Checker: CheckCrash, At: -1, Detail: cr})
 	}
 	res.Violations = append(res.Violations, CheckRetryAfter(ops)...)
+	res.Violations = append(res.Violations, CheckFalseFailures(ops)...)
 	elections, err := LeadershipTimes(logs)
 	if err != nil {
 		return nil, err
@@ -455,7 +456,7 @@ func Report(res *Result, ops []*Op) string {
 		global[v.Checker]++
 	}
 	fmt.Fprintf(&b, "violations by checker (whole run):")
-	for _, ck := range append(checkers, CheckConverge, CheckLeader, CheckCrash, CheckRetryable, CheckUnavail, CheckPlanned) {
+	for _, ck := range append(checkers, CheckConverge, CheckLeader, CheckCrash, CheckRetryable, CheckUnavail, CheckPlanned, CheckFalseFail) {
 		fmt.Fprintf(&b, " %s=%d", ck, global[ck])
 	}
 	b.WriteString("\n")
