@@ -110,3 +110,43 @@ func TestForwardNeverResendsAWriteTheLeaderMayHaveApplied(t *testing.T) {
 		}
 	}
 }
+
+// TestStepDownBeforeTheAPIStops: a graceful shutdown first hands
+// leadership over (StepDown), so followers forward to the new leader while
+// the old one's HTTP API drains and closes. Stopping the API first lost
+// writes in flight: the draining server closes keep-alive connections it
+// sees as idle while a follower is sending a forward on one (found by
+// test/chaos T9: a probe's create failed during a rolling restart even
+// after its one retry).
+func TestStepDownBeforeTheAPIStops(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	fs := c.followers(leader)
+	if fs[0].node.Load().StepDown(context.Background()) {
+		t.Fatal("StepDown on a follower reported it led")
+	}
+	if !leader.node.Load().StepDown(context.Background()) {
+		t.Fatal("StepDown on the leader reported it did not lead")
+	}
+	if h := leader.node.Load().Health(); h.IsLeader || h.LeaderID == "" || h.LeaderID == leader.id {
+		t.Fatalf("after StepDown the old leader reports %+v, want it following another node", h)
+	}
+	// The old leader's API goes away (its shutdown goes on): every node's
+	// writes still reach the new leader, the old leader's own included.
+	if err := leader.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []*tnode{fs[0], fs[1], leader} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/write", strings.NewReader("x"))
+		rec := httptest.NewRecorder()
+		forwarded, err := tn.node.Load().ForwardToLeader(rec, req)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: ForwardToLeader after the step-down: %v", tn.id, err)
+		}
+		if !forwarded && !tn.node.Load().Health().IsLeader {
+			t.Fatalf("%s: not forwarded and not the leader", tn.id)
+		}
+	}
+}

@@ -405,6 +405,39 @@ func (n *Node) observerLoop() {
 	}
 }
 
+// StepDown hands leadership to another voter if this node leads (bounded
+// by ctx and two election timeouts plus a second), and reports whether it
+// led. A graceful shutdown calls it before the HTTP API stops: while the
+// API drains, followers still forward writes to it, and a write sent on a
+// keep-alive connection the draining server closes as idle is lost in
+// flight (net/http cannot resend a POST); once another node leads, the
+// followers forward there and this node forwards what it still receives.
+func (n *Node) StepDown(ctx context.Context) bool {
+	if n.shuttingDown.Load() || n.raft.State() != raft.Leader || !n.hasPeers() {
+		return false
+	}
+	tctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
+	defer cancel()
+	if err := waitFuture(tctx, n.raft.LeadershipTransfer()); err != nil {
+		n.logger.Warn("leadership transfer failed", "error", err)
+		return true
+	}
+	// Wait until this node follows the new leader, so its own forwards go
+	// there rather than to nobody.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, _, _ := n.leaderInfo(); id != "" && id != n.id {
+			return true
+		}
+		select {
+		case <-tctx.Done():
+			return true
+		case <-tick.C:
+		}
+	}
+}
+
 // Shutdown stops the node: it transfers leadership if it leads, leaves
 // gossip, stops the loops and closes raft and the store. Safe to call more
 // than once; later calls return the first result.

@@ -86,8 +86,12 @@ func (p *Prober) client1(ctx context.Context, cl int) {
 	for seq := 0; ctx.Err() == nil; seq++ {
 		id := fmt.Sprintf("probe-%s-c%d-%d", p.runID, cl, seq)
 		body := fmt.Sprintf(`{"id":%q,"policies":["default"],"ttl":"1h"}`, id)
-		node = p.op(ctx, cl, node, "create", http.MethodPost, "/v1/auth/token/create", p.c.RootToken, body)
-		node = p.op(ctx, cl, node, OpValidateConsistent, http.MethodGet, "/v1/auth/token/lookup-self?consistent", id, "")
+		var created bool
+		node, created = p.op(ctx, cl, node, "create", http.MethodPost, "/v1/auth/token/create", p.c.RootToken, body)
+		if created {
+			// Only a token the client knows exists is looked up.
+			node, _ = p.op(ctx, cl, node, OpValidateConsistent, http.MethodGet, "/v1/auth/token/lookup-self?consistent", id, "")
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(20 * time.Millisecond): // a client's think time
@@ -96,10 +100,10 @@ func (p *Prober) client1(ctx context.Context, cl int) {
 }
 
 // op runs one operation with at most one retry and returns the node the
-// client uses next.
-func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token, body string) int {
+// client uses next and whether the operation succeeded.
+func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token, body string) (int, bool) {
 	if ctx.Err() != nil {
-		return node
+		return node, false
 	}
 	rec := ProbeOp{Client: cl, Kind: kind, Invoke: p.rec.Now(), Node: node}
 	first, retryAfter, moved, detail := p.attempt(node, kind, method, path, token, body, false)
@@ -126,7 +130,7 @@ func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token
 	p.mu.Lock()
 	p.ops = append(p.ops, rec)
 	p.mu.Unlock()
-	return node
+	return node, rec.Final == ""
 }
 
 // retryable says whether an error class calls for the one retry.
