@@ -46,6 +46,9 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 	if n.shuttingDown.Load() {
 		return false, status.ErrShuttingDown
 	}
+	if n.steppingDown.Load() {
+		n.waitStepDown(r.Context())
+	}
 	if n.raft.State() == raft.Leader {
 		return false, nil
 	}
@@ -158,6 +161,22 @@ func readBody(r *http.Request) ([]byte, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength))
 	_, err := io.Copy(buf, r.Body)
 	return buf.Bytes(), err
+}
+
+// waitStepDown waits (bounded by ctx and StepDown's own bound) until
+// StepDown has finished.
+func (n *Node) waitStepDown(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.steppingDown.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // waitLeaderChange waits (at most two election timeouts, bounded by ctx)

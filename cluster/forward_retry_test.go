@@ -150,3 +150,44 @@ func TestStepDownBeforeTheAPIStops(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesDuringStepDownGoToTheNextLeader: a write that reaches a leader
+// while it hands leadership over waits for the next leader and is
+// forwarded there, instead of failing against the transfer with "node is
+// not the leader" (found by test/chaos T9: dozens of such 503s per rolling
+// restart once leaders stepped down before their API stopped).
+func TestWritesDuringStepDownGoToTheNextLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	n := leader.node.Load()
+	n.steppingDown.Store(true) // as StepDown does before the transfer
+	if !n.Health().SteppingDown {
+		t.Fatal("Health does not report the step-down")
+	}
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		var err error
+		for try := 0; try < 3; try++ { // raft's transfer may time out under -race
+			if err = n.raft.LeadershipTransfer().Error(); err == nil {
+				break
+			}
+		}
+		n.steppingDown.Store(false)
+		done <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/write", strings.NewReader("x"))
+	rec := httptest.NewRecorder()
+	forwarded, err := n.ForwardToLeader(rec, req)
+	if terr := <-done; terr != nil {
+		t.Fatalf("transfer: %v", terr)
+	}
+	if err != nil || !forwarded {
+		t.Fatalf("ForwardToLeader during the step-down = %v, %v; want it forwarded to the next leader", forwarded, err)
+	}
+	if body := rec.Body.String(); rec.Code != http.StatusCreated || strings.Contains(body, "id="+leader.id) {
+		t.Fatalf("answer %d %q, want the next leader's", rec.Code, body)
+	}
+}

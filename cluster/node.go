@@ -73,6 +73,8 @@ type Node struct {
 
 	shutdownCh   chan struct{}
 	shuttingDown atomic.Bool
+	// steppingDown is set while StepDown hands leadership over.
+	steppingDown atomic.Bool
 	// removedFromRaft records that a graceful shutdown saw this node's
 	// removal reach its own log.
 	removedFromRaft atomic.Bool
@@ -416,11 +418,23 @@ func (n *Node) StepDown(ctx context.Context) bool {
 	if n.shuttingDown.Load() || n.raft.State() != raft.Leader || !n.hasPeers() {
 		return false
 	}
+	// Writes that arrive meanwhile wait for the next leader and go there
+	// (forwardToLeader) instead of failing against the transfer.
+	n.steppingDown.Store(true)
+	defer n.steppingDown.Store(false)
 	tctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
 	defer cancel()
-	if err := waitFuture(tctx, n.raft.LeadershipTransfer()); err != nil {
-		n.logger.Warn("leadership transfer failed", "error", err)
-		return true
+	// raft gives a transfer one election timeout; a target busy catching
+	// up can miss it, so try again while the bound allows.
+	for attempt := 1; ; attempt++ {
+		err := waitFuture(tctx, n.raft.LeadershipTransfer())
+		if err == nil {
+			break
+		}
+		if attempt == 3 || tctx.Err() != nil || n.raft.State() != raft.Leader {
+			n.logger.Warn("leadership transfer failed", "error", err, "attempts", attempt)
+			return true
+		}
 	}
 	// Wait until this node follows the new leader, so its own forwards go
 	// there rather than to nobody.

@@ -56,6 +56,10 @@ type Health struct {
 	// ReadyForConsistentReads is true on a leader that has applied a barrier
 	// since it took office.
 	ReadyForConsistentReads bool
+	// SteppingDown is true on a leader handing leadership over before it
+	// shuts down: requests it receives are forwarded to the next leader
+	// once there is one, not handled here.
+	SteppingDown bool
 }
 
 // Member is one node as gossip sees it.
