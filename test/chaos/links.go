@@ -2,12 +2,14 @@ package chaos
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tokend/tokend/test/faultproxy"
@@ -123,10 +125,60 @@ func newLinkMesh(c *Cluster, seed int64) (_ *linkMesh, err error) {
 			lp.udp = u
 		}
 	}
+	// A flow that conntrack already knows is never NATed: gossip UDP
+	// between the same addresses and ports from an earlier run in this
+	// namespace (its entries live 120 s) would go around the proxies.
+	if err := flushConntrack(); err != nil {
+		return nil, fmt.Errorf("flush conntrack: %w", err)
+	}
 	if err := nftLoad(m.natRules()); err != nil {
 		return nil, fmt.Errorf("nftables nat redirect: %w", err)
 	}
 	return m, nil
+}
+
+// flushConntrack deletes every IPv4 conntrack entry of the namespace, as
+// `conntrack -F` does: one ctnetlink IPCTNL_MSG_CT_DELETE without a tuple.
+func flushConntrack() error {
+	const (
+		netlinkNetfilter = 12 // NETLINK_NETFILTER
+		ctnetlinkDelete  = 1<<8 | 2
+	)
+	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, netlinkNetfilter)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return err
+	}
+	msg := make([]byte, syscall.NLMSG_HDRLEN+4)
+	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:6], ctnetlinkDelete)
+	binary.NativeEndian.PutUint16(msg[6:8], syscall.NLM_F_REQUEST|syscall.NLM_F_ACK)
+	binary.NativeEndian.PutUint32(msg[8:12], 1) // sequence number
+	msg[16] = syscall.AF_INET                   // nfgenmsg: family, version 0, resource id 0
+	if err := syscall.Sendto(fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := syscall.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Header.Type == syscall.NLMSG_ERROR && len(m.Data) >= 4 {
+			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+				return syscall.Errno(-code)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no netlink acknowledgement")
 }
 
 // natRules is the nftables file of the redirect table: the DNAT rules and
