@@ -49,7 +49,7 @@ test: lint tidy-check
 test-e2e: build
 	TOKEND_FAILOVER_TRIES=10 $(GO) test -count=1 -timeout 30m -v -run 'TestProcess|TestCLI' ./test/
 
-## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all;
+## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all, plus the 90 s flaky-links run (T7);
 ## artifacts (histories, schedule, logs, report) are kept when it fails, or always with CHAOS_ARGS=-chaos.artifacts=DIR
 chaos:
 	./scripts/ensure-chaos-deps.sh
