@@ -50,20 +50,22 @@ test-e2e: build
 	TOKEND_FAILOVER_TRIES=10 $(GO) test -count=1 -timeout 30m -v -run 'TestProcess|TestCLI' ./test/
 
 ## chaos: the real-process chaos harness (test/chaos) on 3 and 5 nodes, every nemesis, CHAOS_DURATION (10m) in all,
-## then the T2/T5/T11 scenarios at their RELIABILITY.md length;
+## then the T2/T5/T6/T8/T10/T11 scenarios at their RELIABILITY.md length and the 90 s flaky-links run (T7);
 ## artifacts (histories, schedule, logs, report) are kept when it fails, or always with CHAOS_ARGS=-chaos.artifacts=DIR
 chaos:
 	./scripts/ensure-chaos-deps.sh
 	$(GO) test -tags chaos -count=1 -timeout 90m -v -run TestChaos ./test/chaos/ \
 		-args -chaos.duration=$(CHAOS_DURATION) -chaos.nodes=$(CHAOS_NODES) $(CHAOS_ARGS)
 
-## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes), then the T2/T5/T11 and T6/T8/T10 scenarios shortened (about 2 minutes); part of make test
+## chaos-short: one round of every nemesis on 3 nodes (about 2 minutes), then the T2/T5/T11 and T6/T8/T10 scenarios
+## shortened (about 2 minutes) and a 36 s flaky-links run (T7); part of make test
 # T6 membership (one round), T8 clock skew (±3 s) and T10 storm (12 s), shortened: about 70 s together.
 CHAOS_SHORT_T6_T8_T10 = -chaos.t6-duration=1s -chaos.t8-duration=20s -chaos.t8-skew=3s -chaos.t10-duration=12s
 chaos-short:
 	./scripts/ensure-chaos-deps.sh
-	$(GO) test -tags chaos -count=1 -timeout 10m -v -run TestChaos ./test/chaos/ \
-		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s $(CHAOS_SHORT_T6_T8_T10) $(CHAOS_ARGS)
+	$(GO) test -tags chaos -count=1 -timeout 15m -v -run TestChaos ./test/chaos/ \
+		-args -chaos.duration=80s -chaos.nodes=3 -chaos.hold-min=2s -chaos.hold-max=4s -chaos.flaky-duration=36s \
+		$(CHAOS_SHORT_T6_T8_T10) $(CHAOS_ARGS)
 
 ## lint: gofmt, go vet, staticcheck and the import-boundary check
 lint:

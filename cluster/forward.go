@@ -31,8 +31,10 @@ var hopByHop = []string{
 // HTTP address gossip has published. forwarded=false with a nil error means
 // this node is the leader and must handle r itself. A request that already
 // carries HopHeader is never forwarded again (status.ErrNotLeader). When the
-// leader cannot be reached it re-checks the leader once and retries, then
-// returns status.ErrNoLeader. On error nothing has been written to w, and
+// leader cannot be reached it waits for a leader change (at most two
+// election timeouts), re-checks the leader and retries, until LeaderWait
+// after the first failure; then it returns status.ErrNoLeader. On error
+// nothing has been written to w, and
 // r.Body is left re-readable.
 //
 // A request is sent a second time only when that cannot make it run
@@ -55,6 +57,9 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 	if n.shuttingDown.Load() {
 		return false, status.ErrShuttingDown
 	}
+	if n.steppingDown.Load() {
+		n.waitStepDown(r.Context())
+	}
 	if n.raft.State() == raft.Leader {
 		return false, nil
 	}
@@ -73,9 +78,17 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		body = b
 	}
 
-	retrySafe := status.RetrySafe(r.Context())
+	retrySafe := status.RetrySafe(r.Context()) || repeatable(r.Method)
 	failed := ""
-	for attempt := 0; attempt < 2; attempt++ {
+	// A leader that cannot be reached is tried again after each wait for a
+	// leader change, until LeaderWait after the first failure: raft may go
+	// on reporting a killed leader for up to about three heartbeat
+	// timeouts (a follower's randomised timer re-arms once when it fires
+	// shortly after the last contact), longer than one wait of two
+	// election timeouts, and giving up then answered 503 just before the
+	// next leader appeared. maxForwardAttempts only bounds the loop.
+	var giveUp time.Time
+	for attempt := 0; attempt < maxForwardAttempts; attempt++ {
 		// Fast path: a known leader with a usable address needs no wait (and
 		// no timer) at all. With cluster TLS the target comes from raft
 		// alone: gossip's HTTP address is not needed (nor trusted).
@@ -125,11 +138,21 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 				failed = id
 			case retrySafe && isConnError(err):
 				failed = id
+			case isConnError(err):
+				// The connection broke after the request went out: the
+				// leader may have applied it before it died. Sent again,
+				// a create with a client-chosen ID would answer
+				// "duplicate ID" for the client's own token.
+				return false, status.ErrLeaderLost
 			default:
-				// A timeout, or a connection that broke after the
-				// request went out: the leader may be executing it; do
-				// not send it twice.
+				// A timeout: the leader may be executing it; do not send
+				// it twice.
 				return false, status.ErrNoLeader
+			}
+			if giveUp.IsZero() {
+				giveUp = time.Now().Add(n.timing.LeaderWait)
+			} else if time.Now().After(giveUp) {
+				break
 			}
 			continue
 		}
@@ -217,6 +240,11 @@ func (n *Node) cancelForwards(leader string) {
 	}
 }
 
+// maxForwardAttempts bounds forwardToLeader's tries; in practice
+// LeaderWait ends them first (each failed try is followed by a wait of up
+// to two election timeouts for a leader change).
+const maxForwardAttempts = 32
+
 // maxBodyPrealloc bounds the buffer readBody allocates up front from a
 // client's Content-Length; a larger body still reads, growing as it goes.
 const maxBodyPrealloc = 1 << 20
@@ -232,6 +260,22 @@ func readBody(r *http.Request) ([]byte, error) {
 	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength))
 	_, err := io.Copy(buf, r.Body)
 	return buf.Bytes(), err
+}
+
+// waitStepDown waits (bounded by ctx and StepDown's own bound) until
+// StepDown has finished.
+func (n *Node) waitStepDown(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for n.steppingDown.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // waitLeaderChange waits (at most two election timeouts, bounded by ctx)
@@ -344,6 +388,12 @@ var copyBufPool = sync.Pool{New: func() any {
 func neverSent(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, errForwardDial) || (errors.As(err, &op) && op.Op == "dial")
+}
+
+// repeatable reports whether a request may run twice whatever happened to
+// the first copy: reads.
+func repeatable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead
 }
 
 // isConnError reports whether err is a connection failure (refused, reset,

@@ -81,6 +81,8 @@ type Node struct {
 
 	shutdownCh   chan struct{}
 	shuttingDown atomic.Bool
+	// steppingDown is set while StepDown hands leadership over.
+	steppingDown atomic.Bool
 	// removedFromRaft records that a graceful shutdown saw this node's
 	// removal reach its own log.
 	removedFromRaft atomic.Bool
@@ -427,6 +429,51 @@ func (n *Node) observerLoop() {
 				n.logger.Info("leader changed", "leader", string(lo.LeaderID),
 					"leader_addr", string(lo.LeaderAddr), "term", n.raft.CurrentTerm())
 			}
+		}
+	}
+}
+
+// StepDown hands leadership to another voter if this node leads (bounded
+// by ctx and two election timeouts plus a second), and reports whether it
+// led. A graceful shutdown calls it before the HTTP API stops: while the
+// API drains, followers still forward writes to it, and a write sent on a
+// keep-alive connection the draining server closes as idle is lost in
+// flight (net/http cannot resend a POST); once another node leads, the
+// followers forward there and this node forwards what it still receives.
+func (n *Node) StepDown(ctx context.Context) bool {
+	if n.shuttingDown.Load() || n.raft.State() != raft.Leader || !n.hasPeers() {
+		return false
+	}
+	// Writes that arrive meanwhile wait for the next leader and go there
+	// (forwardToLeader) instead of failing against the transfer.
+	n.steppingDown.Store(true)
+	defer n.steppingDown.Store(false)
+	tctx, cancel := context.WithTimeout(ctx, 2*n.timing.ElectionTimeout+time.Second)
+	defer cancel()
+	// raft gives a transfer one election timeout; a target busy catching
+	// up can miss it, so try again while the bound allows.
+	for attempt := 1; ; attempt++ {
+		err := waitFuture(tctx, n.raft.LeadershipTransfer())
+		if err == nil {
+			break
+		}
+		if attempt == 3 || tctx.Err() != nil || n.raft.State() != raft.Leader {
+			n.logger.Warn("leadership transfer failed", "error", err, "attempts", attempt)
+			return true
+		}
+	}
+	// Wait until this node follows the new leader, so its own forwards go
+	// there rather than to nobody.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id, _, _ := n.leaderInfo(); id != "" && id != n.id {
+			return true
+		}
+		select {
+		case <-tctx.Done():
+			return true
+		case <-tick.C:
 		}
 	}
 }

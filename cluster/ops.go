@@ -166,6 +166,7 @@ func (n *Node) Health() status.Health {
 	h := status.Health{
 		NodeID:         n.id,
 		IsLeader:       n.raft.State() == raft.Leader,
+		SteppingDown:   n.steppingDown.Load(),
 		KnownLeader:    id != "",
 		LeaderID:       id,
 		LeaderHTTPAddr: httpAddr,

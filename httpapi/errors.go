@@ -67,7 +67,8 @@ func errorResponse(err error) *apiError {
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Msg: "http: request body too large"}
 	case errors.Is(err, status.ErrNotLeader), errors.Is(err, status.ErrNoLeader),
 		errors.Is(err, status.ErrStale), errors.Is(err, status.ErrTimeout),
-		errors.Is(err, status.ErrShuttingDown):
+		errors.Is(err, status.ErrShuttingDown), errors.Is(err, status.ErrLeaderLost),
+		errors.Is(err, status.ErrLeaderChanged):
 		return &apiError{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: true}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &apiError{Status: http.StatusServiceUnavailable, Msg: "request timed out: " + err.Error(), RetryAfter: true}

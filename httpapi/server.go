@@ -502,11 +502,13 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 		return false
 	}
 	h := s.node.Health()
-	if h.IsLeader {
+	if h.IsLeader && !h.SteppingDown {
 		return false
 	}
-	if c.r.Header.Get(HopHeader) != "" {
-		// Already forwarded once: never a second hop.
+	if c.r.Header.Get(HopHeader) != "" && !h.SteppingDown {
+		// Already forwarded once: never a second hop. (A leader stepping
+		// down lets ForwardToLeader wait for the hand-over: it serves the
+		// request itself if it still leads then, and refuses it otherwise.)
 		s.writeError(c, unavailable("node is not the leader"))
 		return true
 	}

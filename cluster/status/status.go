@@ -30,6 +30,10 @@ var (
 	// ErrUnknownPeer: a peer removal named a server that is neither in
 	// the raft configuration nor already removed.
 	ErrUnknownPeer = errors.New("server is not in the raft configuration")
+	// ErrLeaderLost: the connection to the leader broke after a forwarded
+	// write was sent; the leader may have applied it, so it was not sent
+	// again (the outcome is unknown to this node).
+	ErrLeaderLost = errors.New("connection to the leader lost while forwarding: the request may have been applied")
 )
 
 // retrySafeKey keys the mark WithRetrySafe sets.
@@ -77,6 +81,10 @@ type Health struct {
 	// ReadyForConsistentReads is true on a leader that has applied a barrier
 	// since it took office.
 	ReadyForConsistentReads bool
+	// SteppingDown is true on a leader handing leadership over before it
+	// shuts down: requests it receives are forwarded to the next leader
+	// once there is one, not handled here.
+	SteppingDown bool
 }
 
 // Member is one node as gossip sees it.

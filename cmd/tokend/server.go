@@ -205,10 +205,13 @@ func serve(ctx context.Context, cfg config.Config, tempDir bool, logger hclog.Lo
 		}
 	}
 
-	// Graceful: stop accepting, let in-flight requests finish (a write in
+	// Graceful: hand leadership over while still serving (followers then
+	// forward elsewhere before this API closes; cluster.Node.StepDown says
+	// why), stop accepting, let in-flight requests finish (a write in
 	// flight still commits or fails cleanly), then leave the cluster.
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	node.StepDown(sctx)
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("http shutdown did not finish", "error", err)
 		srv.Close()

@@ -25,10 +25,14 @@
 // majority|minority, bridge, one-way) is a set of such directed pairs,
 // installed atomically by replacing one nftables table.
 //
-// Where a fault cannot be injected (not root, no unshare, no nft; tc netem
-// is not compiled into this kernel) the run logs it loudly, skips those
-// nemeses and, with CI=true, fails — except netem, which is reported as not
-// injectable without failing.
+// Slow and flaky links (delay, loss, one-way cut; T7) do not need tc netem,
+// which this kernel lacks: links.go routes every directed node-to-node link
+// through its own test/faultproxy instances with an nftables nat chain.
+//
+// Where a fault cannot be injected (not root, unshare -n failing, no nft,
+// no nftables nat) the run says so loudly with the reason ("FAULT NOT
+// INJECTABLE"), does not run the nemeses or scenarios that need it and,
+// with CI=true, fails.
 //
 // # History and checkers
 //

@@ -46,6 +46,9 @@ type Op struct {
 	// Valid is a validate's answer (200 = true, 403 = false).
 	Valid bool   `json:"valid"`
 	Error string `json:"error,omitempty"`
+	// RetryAfter is the answer's Retry-After header (RELIABILITY T1: the
+	// only errors a client may see are 503 and 429 carrying it).
+	RetryAfter string `json:"retry_after,omitempty"`
 }
 
 // Recorder collects the history and streams it to history.jsonl as invoke

@@ -64,6 +64,12 @@ type Event struct {
 	Hold     string `json:"hold"`
 	Detail   string `json:"detail,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// ForwardErrors is how many forwarded requests the nodes that kept
+	// running failed to forward during the event (their metrics' growth).
+	ForwardErrors int `json:"forward_errors"`
+	// LeaderStop is when a planned restart sent SIGTERM to the leader (zero
+	// if it did not), for the leader handover time.
+	LeaderStop time.Time `json:"leader_stop,omitempty"`
 }
 
 // nemesisEnv is what a nemesis acts on.
@@ -202,6 +208,9 @@ func (e *nemesisEnv) Run(name string, hold time.Duration) Event {
 		k := e.rnd.Intn(n)
 		ev.Targets, ev.Majority = []int{k}, e.others(k)
 		mark()
+		if k == e.c.Leader() {
+			ev.LeaderStop = time.Now()
+		}
 		fail(e.c.Signal(k, syscall.SIGTERM))
 		start(ev.Targets)
 		healed()
@@ -209,6 +218,9 @@ func (e *nemesisEnv) Run(name string, hold time.Duration) Event {
 		ev.Targets, ev.Majority = e.others(), e.others()
 		mark()
 		for k := range e.c.Nodes {
+			if ev.LeaderStop.IsZero() && k == e.c.Leader() {
+				ev.LeaderStop = time.Now()
+			}
 			fail(e.c.Signal(k, syscall.SIGTERM))
 			start([]int{k})
 			deadline := time.Now().Add(20 * time.Second)

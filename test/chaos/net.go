@@ -30,11 +30,30 @@ type Capabilities struct {
 	Netns bool
 	// Partitions is true when nftables rules can cut links.
 	Partitions bool
-	// Netem is true when tc netem (delay/loss) works.
-	Netem bool
+	// PartitionsWhy says why Partitions is false.
+	PartitionsWhy string
+	// SlowLinks is true when link delay and loss can be injected: through
+	// per-link fault proxies that an nftables nat chain puts in the
+	// node-to-node paths (links.go; this kernel has no tc netem).
+	SlowLinks bool
+	// SlowLinksWhy says why SlowLinks is false.
+	SlowLinksWhy string
 	// Missing lists every fault family that cannot be injected, with the reason.
 	Missing []string
 }
+
+// Injectable reports whether nemesis name can be injected here, and why
+// not.
+func (c Capabilities) Injectable(name string) (bool, string) {
+	if needsPartitions(name) && !c.Partitions {
+		return false, c.PartitionsWhy
+	}
+	return true, ""
+}
+
+// netnsFailure is why the re-exec under unshare -n was not possible
+// although it was tried (set by ReexecInNetns, read by Probe).
+var netnsFailure string
 
 // ReexecInNetns re-runs the current test binary under `unshare -n` with the
 // same arguments when that is possible and not yet done, and returns its
@@ -49,6 +68,13 @@ func ReexecInNetns(bin string) (code int, ok bool, err error) {
 	}
 	unshare, lerr := exec.LookPath("unshare")
 	if lerr != nil {
+		return 0, false, nil
+	}
+	// A container without CAP_SYS_ADMIN has unshare but may not use it:
+	// try first, so that is reported as a fault that cannot be injected
+	// instead of a bare exit status.
+	if out, err := exec.Command(unshare, "-n", "true").CombinedOutput(); err != nil {
+		netnsFailure = fmt.Sprintf("unshare -n failed: %v: %s", err, strings.TrimSpace(string(out)))
 		return 0, false, nil
 	}
 	self, err := os.Executable()
@@ -71,9 +97,19 @@ func ReexecInNetns(bin string) (code int, ok bool, err error) {
 // be injected.
 func Probe() Capabilities {
 	var c Capabilities
+	defer func() {
+		if c.PartitionsWhy != "" {
+			c.Missing = append(c.Missing, "partitions (isolate, split, bridge, one-way): "+c.PartitionsWhy)
+		}
+		if c.SlowLinksWhy != "" {
+			c.Missing = append(c.Missing, "slow links (delay, loss, one-way cut through fault proxies): "+c.SlowLinksWhy)
+		}
+	}()
 	if os.Getenv(EnvInNetns) != "1" {
 		why := "not running in a private network namespace"
 		switch {
+		case netnsFailure != "":
+			why += " (" + netnsFailure + ")"
 		case os.Geteuid() != 0:
 			why += " (needs root for unshare -n)"
 		default:
@@ -81,29 +117,29 @@ func Probe() Capabilities {
 				why += " (unshare not found)"
 			}
 		}
-		c.Missing = append(c.Missing, "partitions (isolate, split, bridge, one-way): "+why,
-			"slow links (tc netem): "+why)
+		c.PartitionsWhy, c.SlowLinksWhy = why, why
 		return c
 	}
 	c.Netns = true
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		c.Missing = append(c.Missing, fmt.Sprintf("everything network-related: ip link set lo up: %v %s", err, out))
+		why := fmt.Sprintf("ip link set lo up: %v %s", err, out)
+		c.PartitionsWhy, c.SlowLinksWhy = why, why
 		return c
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
-		c.Missing = append(c.Missing, "partitions (isolate, split, bridge, one-way): nft not found (scripts/ensure-chaos-deps.sh installs nftables)")
-	} else if err := applyRules(1, nil); err != nil {
-		c.Missing = append(c.Missing, "partitions (isolate, split, bridge, one-way): nft: "+err.Error())
+		why := "nft not found (scripts/ensure-chaos-deps.sh installs nftables)"
+		c.PartitionsWhy, c.SlowLinksWhy = why, why
+		return c
+	}
+	if err := applyRules(1, nil); err != nil {
+		c.PartitionsWhy = "nft: " + err.Error()
 	} else {
 		c.Partitions = true
 	}
-	out, err := exec.Command("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms").CombinedOutput()
-	if err == nil {
-		c.Netem = true
-		_ = exec.Command("tc", "qdisc", "del", "dev", "lo", "root").Run()
+	if err := probeNAT(); err != nil {
+		c.SlowLinksWhy = "nft nat output chain (dnat): " + err.Error()
 	} else {
-		c.Missing = append(c.Missing, fmt.Sprintf("slow links (tc netem delay/loss): %s (%v): the kernel has no sch_netem (CONFIG_NET_SCH_NETEM)",
-			strings.TrimSpace(string(out)), err))
+		c.SlowLinks = true
 	}
 	return c
 }

@@ -97,6 +97,12 @@ func Run(cfg Config) (*Result, error) {
 		defer wg.Done()
 		w.Run(ctx)
 	}()
+	probe := NewProber(c, rec, wcfg.RunID)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		probe.Run(ctx)
+	}()
 
 	rnd := rand.New(rand.NewSource(cfg.Seed))
 	env := &nemesisEnv{c: c, net: net, rec: rec, rnd: rnd}
@@ -113,6 +119,7 @@ func Run(cfg Config) (*Result, error) {
 		if name == NemKillAll {
 			hold = time.Second
 		}
+		fwd := forwardErrors(c)
 		ev := env.Run(name, hold)
 		ev.Seq = i
 		if ev.Error != "" {
@@ -128,6 +135,7 @@ func Run(cfg Config) (*Result, error) {
 			_ = c.WaitHealthy(40 * time.Second)
 		}
 		ev.End = rec.Now()
+		ev.ForwardErrors = forwardErrorsDelta(fwd, forwardErrors(c), ev.Targets)
 		logf("n=%d #%d %-20s targets %v hold %s: healthy again %s after the fault started %s", cfg.Nodes, i, name,
 			nodeNames(ev.Targets), hold, time.Duration(ev.End-ev.Start).Round(time.Millisecond), ev.Error)
 		res.Events = append(res.Events, ev)
@@ -180,7 +188,17 @@ func Run(cfg Config) (*Result, error) {
 	for _, cr := range c.Crashes() {
 		res.Violations = append(res.Violations, Violation{Checker: CheckCrash, At: -1, Detail: cr})
 	}
-	res.Table = Report(res, ops)
+	res.Violations = append(res.Violations, CheckRetryAfter(ops)...)
+	res.Violations = append(res.Violations, CheckFalseFailures(ops)...)
+	elections, err := LeadershipTimes(logs)
+	if err != nil {
+		return nil, err
+	}
+	kills, killReport := CheckLeaderKills(res.Events, ops, elections)
+	res.Violations = append(res.Violations, kills...)
+	planned, plannedReport := CheckPlannedRestarts(res.Events, probe.Ops(), elections)
+	res.Violations = append(res.Violations, planned...)
+	res.Table = Report(res, ops) + killReport + plannedReport
 	if err := saveJSON(filepath.Join(cfg.Dir, "schedule.json"), map[string]any{
 		"seed": cfg.Seed, "nodes": cfg.Nodes, "duration": cfg.Duration.String(), "nemeses": nemeses,
 		"untested": res.Untested, "events": res.Events}); err != nil {
@@ -397,7 +415,7 @@ func Report(res *Result, ops []*Op) string {
 		global[v.Checker]++
 	}
 	fmt.Fprintf(&b, "violations by checker (whole run):")
-	for _, ck := range append(checkers, CheckConverge, CheckLeader, CheckCrash) {
+	for _, ck := range append(checkers, CheckConverge, CheckLeader, CheckCrash, CheckRetryable, CheckUnavail, CheckPlanned, CheckFalseFail) {
 		fmt.Fprintf(&b, " %s=%d", ck, global[ck])
 	}
 	b.WriteString("\n")

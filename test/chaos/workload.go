@@ -301,7 +301,7 @@ func (w *Workload) execute(op *Op) {
 		body = fmt.Sprintf(`{"accessor":%q}`, op.Accessor)
 	}
 	w.rec.Invoke(op)
-	status, resp, err := w.send(op.Node, method, path, token, body, timeout)
+	status, resp, err := w.send(op.Node, method, path, token, body, timeout, &op.RetryAfter)
 	op.Status = status
 	if err != nil {
 		op.Error = err.Error()
@@ -367,7 +367,7 @@ func classify(kind string, status int, err error) string {
 	return Info
 }
 
-func (w *Workload) send(node int, method, path, token, body string, timeout time.Duration) (int, []byte, error) {
+func (w *Workload) send(node int, method, path, token, body string, timeout time.Duration, retryAfter *string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var rd io.Reader
@@ -389,6 +389,7 @@ func (w *Workload) send(node int, method, path, token, body string, timeout time
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
+	*retryAfter = resp.Header.Get("Retry-After")
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return 0, nil, err // the answer was cut off: indeterminate
