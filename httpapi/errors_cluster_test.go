@@ -13,7 +13,7 @@ import (
 // client may see during a failover), wrapped or not.
 func TestClusterErrorsAreRetryable503s(t *testing.T) {
 	for _, err := range []error{status.ErrNotLeader, status.ErrNoLeader, status.ErrStale, status.ErrTimeout,
-		status.ErrShuttingDown, status.ErrLeaderLost} {
+		status.ErrShuttingDown, status.ErrLeaderLost, status.ErrLeaderChanged} {
 		for _, e := range []error{err, fmt.Errorf("forward: %w", err)} {
 			ae := errorResponse(e)
 			if ae.Status != http.StatusServiceUnavailable || !ae.RetryAfter || ae.Msg != e.Error() {
