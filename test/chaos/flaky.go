@@ -436,15 +436,18 @@ func measureRuntime(c *Cluster, w *Workload) []NodeRuntime {
 	return out
 }
 
-// nodeRuntime asks node k for a heap profile with gc=1 (which runs a
-// garbage collection) and then reads go_memstats_heap_alloc_bytes and
+// nodeRuntime asks node k twice for a heap profile with gc=1 (each runs a
+// garbage collection; the second frees what sync.Pool's victim cache kept
+// through the first, such as forwarding copy buffers) and then reads go_memstats_heap_alloc_bytes and
 // go_goroutines from its metrics. Zero values mean it could not be read.
 func nodeRuntime(c *Cluster, k int) NodeRuntime {
 	var r NodeRuntime
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if st, _, err := c.do(ctx, k, http.MethodGet, "/v1/sys/pprof/heap?gc=1", c.RootToken, ""); err != nil || st != http.StatusOK {
-		return r
+	for range 2 {
+		if st, _, err := c.do(ctx, k, http.MethodGet, "/v1/sys/pprof/heap?gc=1", c.RootToken, ""); err != nil || st != http.StatusOK {
+			return r
+		}
 	}
 	st, body, err := c.do(ctx, k, http.MethodGet, "/v1/sys/metrics?format=prometheus", c.RootToken, "")
 	if err != nil || st != http.StatusOK {
