@@ -372,7 +372,8 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	contact := &contactTransport{NetworkTransport: trans}
+	contact := newContactTransport(trans)
+	contact.voters = n.raftVoters
 	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics,
 		running: func() bool { return n.raftReady.Load() != nil }, log: n.logger}, raftconf.CachedLogStore(store), store, snaps, contact)
 	if err != nil {
