@@ -572,7 +572,7 @@ func (s *server) leaderReady(c *call, h status.Health) bool {
 	err := s.node.VerifyLeader(ctx)
 	cancel()
 	if err != nil {
-		s.writeError(c, unavailable("leader cannot confirm its leadership yet: " + err.Error()))
+		s.writeError(c, unavailable("leader cannot confirm its leadership yet: "+err.Error()))
 		return false
 	}
 	return true
