@@ -572,7 +572,7 @@ func (s *server) leaderReady(c *call, h status.Health) bool {
 	err := s.node.VerifyLeader(ctx)
 	cancel()
 	if err != nil {
-		s.writeError(c, unavailable("leader cannot confirm its leadership yet: "+err.Error()))
+		s.writeError(c, unavailable("leader is not ready to serve requests yet: cannot confirm its leadership: "+err.Error()))
 		return false
 	}
 	return true
