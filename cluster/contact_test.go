@@ -62,10 +62,13 @@ func TestContactTransport_quorumContact(t *testing.T) {
 	f1, f2 := newFakeFollower(t), newFakeFollower(t)
 	voters := []raft.ServerID{"L", "F1", "F2"}
 	ct.voters = func() (raft.ServerID, []raft.ServerID, bool) { return "L", voters, true }
+	appendEntries := func(id raft.ServerID, f *fakeFollower, term uint64) error {
+		var resp raft.AppendEntriesResponse
+		return ct.AppendEntries(id, f.trans.LocalAddr(), &raft.AppendEntriesRequest{Term: term}, &resp)
+	}
 	send := func(id raft.ServerID, f *fakeFollower, term uint64) {
 		t.Helper()
-		var resp raft.AppendEntriesResponse
-		if err := ct.AppendEntries(id, f.trans.LocalAddr(), &raft.AppendEntriesRequest{Term: term}, &resp); err != nil {
+		if err := appendEntries(id, f, term); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,11 +120,15 @@ func TestContactTransport_quorumContact(t *testing.T) {
 	// awaitQuorumSince returns once a quorum answered a request sent
 	// after from, and gives up when stop says so.
 	from := ct.now()
-	go send("F1", f1, 7)
+	sent := make(chan error, 1)
+	go func() { sent <- appendEntries("F1", f1, 7) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if !ct.awaitQuorumSince(ctx, from, func() bool { return false }) {
 		t.Fatal("awaitQuorumSince did not see the answer")
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 	if ct.awaitQuorumSince(ctx, ct.now()+1, func() bool { return true }) {
 		t.Fatal("awaitQuorumSince ignored stop")
