@@ -184,7 +184,10 @@ func (t *contactTransport) awaitQuorumSince(ctx context.Context, from int64, sto
 		}
 		select {
 		case <-ch:
-		case <-tick.C: // to re-check stop
+		case <-tick.C:
+			// Re-check stop, and recompute: a leader that became the
+			// only voter gets no more answers that would.
+			t.updateQuorum()
 		case <-ctx.Done():
 			return false
 		}

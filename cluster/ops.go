@@ -128,7 +128,6 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 	// requests sent after from (raft's verification sends a heartbeat to
 	// every follower at once, so this costs about one round trip).
 	if !n.contact.awaitQuorumSince(ctx, from, func() bool {
-		n.contact.updateQuorum() // a leader that became the only voter
 		return n.raft.State() != raft.Leader || n.shuttingDown.Load()
 	}) {
 		if n.raft.State() != raft.Leader {
