@@ -219,9 +219,45 @@
 // itself serves reads while raft says it leads, once its post-election
 // barrier has applied (before that Health().Stale is true on the leader
 // too: after a full-cluster restart it has applied nothing of the old log
-// until the first commit of its term); raft steps a leader down
-// within LeaderLeaseTimeout of losing its quorum, which is why New requires
-// MaxStale > LeaderLeaseTimeout.
+// until the first commit of its term), and only under the leader gate
+// below.
+//
+// Leader gate. raft steps a leader down within LeaderLeaseTimeout of
+// losing its quorum, but only if the leader runs: a leader process frozen
+// (SIGSTOP, a VM pause, a long GC or swap stall) for longer than an
+// election wakes up still believing it leads, while the others elected a
+// new leader that acknowledged writes; requests queued during the pause
+// were answered from the old state before raft noticed (found by
+// test/chaos, pause-leader: a validate missed a create acknowledged 2 s
+// earlier). So the leader also tracks its quorum contact Q (contact.go):
+// the send time of the latest AppendEntries (heartbeats every
+// HeartbeatTimeout/10) that a quorum of voters, itself counted, answered
+// in the term it was sent in. Each of them, at some instant after Q, still
+// followed this term, so had not voted in a later one; any later leader
+// needs a vote from one of them (quorums intersect; raft changes one
+// server at a time, so this holds across a configuration change), so no
+// later leader existed, let alone committed, before Q. Everything
+// committed before Q is in this leader's log and, once the barrier
+// applied, in its state. A local read admitted at G therefore misses at
+// most what was committed in (Q, G]; the leader admits it only while
+// G - Q <= LeaderLeaseTimeout (< MaxStale, checked by New), so a read
+// never misses an entry committed more than LeaderLeaseTimeout before it
+// started. Send times, not receipts: an answer to a heartbeat sent just
+// before a pause arrives after it and vouches only for an instant before
+// it. A revocation acknowledged by a new leader elected at E > Q fences
+// until its since + D > Q + LeaderLeaseTimeout, so a deposed leader stops
+// admitting reads before then too. The check is two atomic loads on the
+// monotonic contact clock; with one voter the leader is its own quorum.
+// When it fails Health().Stale is true on the leader and the HTTP layer
+// calls VerifyLeader (bounded by the index wait, then 503 with
+// Retry-After): raft's VerifyLeader sends every follower a heartbeat at
+// once and steps down on an answer from a later term; since raft also
+// counts answers to heartbeats sent before the call, VerifyLeader then
+// waits for a quorum to answer requests sent after it started. A healthy
+// leader that missed a heartbeat round on a loaded machine thus serves
+// the read one round trip later; a resumed deposed one answers 503 and
+// steps down. Consistent reads go through VerifyLeader and writes through
+// raft's commit, both of which need a quorum in this term.
 //
 // Fence. Propose of a revocation (RevokeTree, RevokeOrphan, RevokeAccessor,
 // whatever they found, since a concurrent revoke of the same token may still

@@ -304,6 +304,8 @@ var (
 		"Log index of this node's latest snapshot (0 if none).", nil, nil)
 	descLease = prometheus.NewDesc("tokend_read_lease_remaining_seconds",
 		"How long this follower's read lease still runs (0 without one, and on the leader).", nil, nil)
+	descQuorumContact = prometheus.NewDesc("tokend_leader_quorum_contact_seconds",
+		"On the leader: how long ago it sent the latest heartbeat a quorum of voters answered (0 on a single voter and on followers); over the raft leader lease timeout it serves no local read before confirming its leadership.", nil, nil)
 	descStale = prometheus.NewDesc("tokend_read_stale",
 		"1 if this node may not answer reads from its own state (follower without a read lease, or no leader), else 0.", nil, nil)
 	descTokens = prometheus.NewDesc("tokend_fsm_tokens",
@@ -330,7 +332,7 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 		m.Describe(ch)
 	}
 	for _, d := range []*prometheus.Desc{descCommitIndex, descAppliedIndex, descLastIndex, descTerm, descLeader,
-		descKnownLeader, descVoters, descLastContact, descLastSnapshot, descLease, descStale, descTokens,
+		descKnownLeader, descVoters, descLastContact, descLastSnapshot, descLease, descQuorumContact, descStale, descTokens,
 		descPolicies, descRoles} {
 		ch <- d
 	}
@@ -380,6 +382,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	snapIndex, _ := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	gauge(descLastSnapshot, float64(snapIndex))
 	gauge(descLease, h.LeaseRemaining.Seconds())
+	quorumContact := 0.0
+	if h.IsLeader {
+		quorumContact = min(n.contact.quorumAge(), time.Since(n.started)).Seconds()
+	}
+	gauge(descQuorumContact, quorumContact)
 	gauge(descStale, flag(!h.IsLeader && h.Stale))
 	st := n.fsm
 	gauge(descTokens, float64(st.Len()))

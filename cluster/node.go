@@ -157,9 +157,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	timing := cfg.Timing.withDefaults()
 	if cfg.MaxStale <= timing.LeaderLeaseTimeout {
-		// A leader serves reads until raft steps it down, which takes up to
-		// LeaderLeaseTimeout after it lost its quorum; read leases of
-		// followers must outlast that (doc.go, "Read leases").
+		// A leader serves local reads only while a quorum answered it
+		// within LeaderLeaseTimeout (the leader gate), and raft steps it
+		// down about then; both must stay within the staleness bound
+		// that read leases of followers give (doc.go, "Read leases").
 		return nil, fmt.Errorf("max-stale (%s) must be longer than the raft leader lease timeout (%s)",
 			cfg.MaxStale, timing.LeaderLeaseTimeout)
 	}
@@ -374,7 +375,8 @@ func (n *Node) setupRaft() (bool, error) {
 		store.Close()
 		return false, fmt.Errorf("raft config: %w", err)
 	}
-	contact := &contactTransport{NetworkTransport: trans}
+	contact := newContactTransport(trans)
+	contact.voters = n.raftVoters
 	r, err := raft.NewRaft(rc, measuredFSM{raftFSM: n.adapter, m: n.metrics,
 		running: func() bool { return n.raftReady.Load() != nil }, log: n.logger}, raftconf.CachedLogStore(store), store, snaps, contact)
 	if err != nil {

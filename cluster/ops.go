@@ -117,8 +117,23 @@ func (n *Node) VerifyLeader(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.timing.ApplyTimeout)
 	defer cancel()
+	from := n.contact.now()
 	if err := waitFuture(ctx, n.raft.VerifyLeader()); err != nil {
 		return n.mapRaftErr(err)
+	}
+	// raft counts a heartbeat answer that arrives after the verification
+	// started even when the heartbeat was sent before it: after a pause
+	// of this process that answer is from before the pause, and other
+	// nodes may have elected a new leader since. Require answers to
+	// requests sent after from (raft's verification sends a heartbeat to
+	// every follower at once, so this costs about one round trip).
+	if !n.contact.awaitQuorumSince(ctx, from, func() bool {
+		return n.raft.State() != raft.Leader || n.shuttingDown.Load()
+	}) {
+		if n.raft.State() != raft.Leader {
+			return status.ErrNotLeader
+		}
+		return status.ErrTimeout
 	}
 	// A fresh leader is not ready until its barrier has applied.
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -182,7 +197,11 @@ func (n *Node) Health() status.Health {
 		// entries committed in earlier terms (after a full-cluster restart
 		// nothing is applied before the first commit of the new term): its
 		// state can be arbitrarily old (found by test/chaos, kill-all).
-		h.Stale = !h.ReadyForConsistentReads
+		// A leader whose quorum contact is older than the bound may have
+		// been deposed meanwhile (a process pause: found by test/chaos,
+		// pause-leader); it serves no local read until a quorum answers
+		// again (doc.go, "Leader gate").
+		h.Stale = !h.ReadyForConsistentReads || !n.quorumFresh()
 		return h
 	}
 	if last := n.raft.LastContact(); !last.IsZero() {

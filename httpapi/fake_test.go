@@ -45,7 +45,12 @@ type fakeNode struct {
 	verifyErr error
 	// notReady makes a leader one whose post-election barrier has not
 	// applied yet (Health().Stale; VerifyLeader times out).
-	notReady   bool
+	notReady bool
+	// quorumLost makes a leader one that no quorum of voters answered
+	// within the leader read bound (Health().Stale); VerifyLeader then
+	// returns quorumErr (nil: the next heartbeat round confirmed it).
+	quorumLost bool
+	quorumErr  error
 	httpClient *http.Client
 	// keyring, when set, replaces the one-member GossipKeyring view.
 	keyring func(status.GossipKeyring) status.GossipKeyring
@@ -134,6 +139,9 @@ func (n *fakeNode) VerifyLeader(context.Context) error {
 	if n.notReady {
 		return status.ErrTimeout
 	}
+	if n.quorumLost {
+		return n.quorumErr
+	}
 	return n.verifyErr
 }
 
@@ -179,7 +187,7 @@ func (n *fakeNode) Health() status.Health {
 		NodeID:       "fake",
 		IsLeader:     n.leader,
 		KnownLeader:  n.leader || (!n.noLeader && n.leaderURL != ""),
-		Stale:        (!n.leader && (n.stale || n.noLeader)) || (n.leader && n.notReady),
+		Stale:        (!n.leader && (n.stale || n.noLeader)) || (n.leader && (n.notReady || n.quorumLost)),
 		AppliedIndex: n.fsm.LastApplied(),
 	}
 	h.ReadyForConsistentReads = n.leader && !n.notReady

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/tokend/tokend/cluster/status"
 )
 
 // TestStaleFollowerForwardsReads: a follower without a read lease that knows
@@ -76,5 +78,33 @@ func TestUnreadyLeaderServesNothingFromItsState(t *testing.T) {
 	c.node.set(func(n *fakeNode) { n.notReady = false })
 	if code, _, body := doRaw(t, c.srv.URL, "GET", "/v1/auth/token/lookup-self", tok, ""); code != 200 {
 		t.Fatalf("lookup-self on the ready leader: %d %s", code, body)
+	}
+}
+
+// TestLeaderWithoutQuorumContact: a leader that no quorum of voters
+// answered within the leader read bound (Health().Stale on a ready
+// leader) serves a local read only after VerifyLeader confirms it. A
+// resumed, deposed leader (VerifyLeader fails) answers 503 with
+// Retry-After for reads and writes; a healthy one that missed a heartbeat
+// round (VerifyLeader succeeds) serves the read. Found by test/chaos
+// (pause-leader): a validate queued while the leader was frozen was
+// answered from its old state after it woke up.
+func TestLeaderWithoutQuorumContact(t *testing.T) {
+	c := newCluster2(t)
+	tok := c.create(c.root, &vault.TokenCreateRequest{TTL: "1h"}).Auth.ClientToken
+	c.node.set(func(n *fakeNode) { n.quorumLost, n.quorumErr = true, status.ErrNotLeader })
+	for _, req := range []struct{ method, path, token, body string }{
+		{"GET", "/v1/auth/token/lookup-self", tok, ""},
+		{"POST", "/v1/auth/token/lookup", c.root, `{"token":"` + tok + `"}`},
+		{"POST", "/v1/auth/token/create", c.root, `{}`},
+	} {
+		code, hdr, body := doRaw(t, c.srv.URL, req.method, req.path, req.token, req.body)
+		if code != 503 || hdr.Get("Retry-After") == "" || !strings.Contains(body, "confirm its leadership") {
+			t.Fatalf("%s %s on a leader without quorum contact: %d %v %s", req.method, req.path, code, hdr, body)
+		}
+	}
+	c.node.set(func(n *fakeNode) { n.quorumErr = nil })
+	if code, _, body := doRaw(t, c.srv.URL, "GET", "/v1/auth/token/lookup-self", tok, ""); code != 200 {
+		t.Fatalf("lookup-self on a leader that VerifyLeader confirmed: %d %s", code, body)
 	}
 }

@@ -557,12 +557,15 @@ func (s *server) retrySafe(c *call) bool {
 	return ok && t.NumUses == 0
 }
 
-// leaderReady holds a request on a new leader until its post-election
-// barrier has applied: before that its state may miss entries committed by
-// earlier leaders (revocations included), so neither a local read nor the
-// authentication of a write may use it. VerifyLeader returns once the
-// barrier has applied; the wait is bounded by IndexWait, then 503. It
-// reports whether the request may proceed.
+// leaderReady holds a request on a stale leader (Health().Stale) until
+// VerifyLeader confirms it: a new leader whose post-election barrier has
+// not applied (its state may miss entries committed by earlier leaders,
+// revocations included), or one that no quorum of voters answered within
+// the leader read bound (a paused leader may have been deposed meanwhile).
+// Neither a local read nor the authentication of a write may use such a
+// state. VerifyLeader returns once the barrier has applied and a quorum
+// answered a heartbeat sent after the call; the wait is bounded by
+// IndexWait, then 503. It reports whether the request may proceed.
 func (s *server) leaderReady(c *call, h status.Health) bool {
 	if !h.IsLeader || !h.Stale {
 		return true
@@ -571,7 +574,7 @@ func (s *server) leaderReady(c *call, h status.Health) bool {
 	err := s.node.VerifyLeader(ctx)
 	cancel()
 	if err != nil {
-		s.writeError(c, unavailable("leader is not ready to serve requests yet"))
+		s.writeError(c, unavailable("leader is not ready to serve requests yet: cannot confirm its leadership: "+err.Error()))
 		return false
 	}
 	return true

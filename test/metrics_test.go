@@ -157,11 +157,20 @@ func TestMetricsOnCluster(t *testing.T) {
 		}
 		lc := m.gauge(t, "tokend_raft_last_contact_seconds")
 		lease := m.gauge(t, "tokend_read_lease_remaining_seconds")
+		qc := m.gauge(t, "tokend_leader_quorum_contact_seconds")
 		if m.gauge(t, "tokend_raft_leader") == 1 {
 			if lc != 0 || lease != 0 {
 				t.Errorf("leader %d: last contact %v, lease %v, want 0 and 0", i, lc, lease)
 			}
+			// Heartbeats go out every 50-100 ms: a settled leader's
+			// quorum answered well within max-stale.
+			if qc < 0 || qc >= c.MaxStale.Seconds() {
+				t.Errorf("leader %d: quorum contact %vs ago, outside [0, max-stale)", i, qc)
+			}
 			continue
+		}
+		if qc != 0 {
+			t.Errorf("follower %d: quorum contact %v, want 0", i, qc)
 		}
 		if lc < 0 || lc >= c.MaxStale.Seconds() {
 			t.Errorf("follower %d: last contact %vs, outside [0, max-stale)", i, lc)
