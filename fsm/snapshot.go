@@ -318,7 +318,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	case 1:
 		err = rs.readV1(br)
 	case 2:
-		err = rs.readV2(br)
+		err = rs.readV2Paused(br)
 	default:
 		return nil, 0, badSnapshot("unknown %s version %d", SnapshotFormat, hdr.Version)
 	}
@@ -465,6 +465,13 @@ func (rs *restorer) end(rec *snapRecord) error {
 		return badSnapshot("batch key primary %d does not match the keyring", st.batchPrimary)
 	}
 	return st.indexRestored(rs.order, rs.perPath)
+}
+
+// readV2Paused is readV2 with the garbage collector paused: a version-2
+// restore allocates little garbage (see pauseGC).
+func (rs *restorer) readV2Paused(br *bufio.Reader) error {
+	defer pauseGC()()
+	return rs.readV2(br)
 }
 
 // readV2 reads the framed records of version 2.
