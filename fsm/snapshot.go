@@ -171,11 +171,39 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 // sortRecords puts every kind in key order (once per snapshot).
 func (s *Snapshot) sortRecords() {
 	s.sortOnce.Do(func() {
-		slices.SortFunc(s.tokens, func(a, b *Token) int { return strings.Compare(a.Hash, b.Hash) })
+		sortTokens(s.tokens)
 		slices.SortFunc(s.policies, func(a, b *policyRecord) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.roles, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.batchKeys, func(a, b *BatchKey) int { return cmp.Compare(a.ID, b.ID) })
 	})
+}
+
+// sortTokens sorts ts by hash. Comparing records directly follows two
+// pointers per comparison (record, then hash bytes), a cache miss each at
+// a million tokens; instead each record is paired with its hash's first 8
+// bytes as a big-endian integer (the same order as the bytes), and the
+// pairs are sorted by that key, comparing whole hashes only on a tie
+// (hashes are uniform: about a hundred ties in a million).
+func sortTokens(ts []*Token) {
+	type keyed struct {
+		key uint64
+		t   *Token
+	}
+	ks := make([]keyed, len(ts))
+	for i, t := range ts {
+		var b [8]byte
+		copy(b[:], t.Hash)
+		ks[i] = keyed{binary.BigEndian.Uint64(b[:]), t}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.t.Hash, b.t.Hash)
+	})
+	for i, k := range ks {
+		ts[i] = k.t
+	}
 }
 
 // Version-2 record kinds (the first byte of each frame).
