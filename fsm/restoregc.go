@@ -8,15 +8,15 @@ import (
 // A restore builds the whole state at once: for a million tokens about
 // 900 MB of records and index entries, nearly all of which stay live. With
 // the collector on, the heap doubles through the pacer's goals a dozen
-// times on the way, and each cycle marks everything built so far (twice
-// the final heap in all, a third of the restore's CPU) only to find almost
-// no garbage. So a version-2 restore runs with the collector paused. What
+// times on the way, and each cycle marks everything built so far (about
+// twice the final heap in all, a third or more of the restore's CPU in
+// BenchmarkSnapshot1M) only to find almost no garbage. So a version-2 restore runs with the collector paused. What
 // it allocates that does not stay live is bounded by the stream (one
 // parent-hash copy per child, the sort buffers): about 10% of the state,
 // less than the headroom the pacer would have let the heap grow into
 // anyway. A memory limit (GOMEMLIMIT) still applies while paused. When the
-// collector resumes, the next cycle starts at once and marks the new state
-// concurrently with the node serving.
+// collector resumes, the next allocation starts a cycle that marks the new
+// state once, concurrently with the node starting to serve.
 
 var (
 	gcPauseMu    sync.Mutex

@@ -168,7 +168,9 @@ func realisticFSM(n int) *FSM {
 // BenchmarkSnapshot1M writes and restores a snapshot of 1,000,000
 // realistic tokens (TOKEND_SCALE_TOKENS overrides); the targets are ≤ 5 s
 // each. write is Snapshot (under the writer lock) plus WriteTo; restore is
-// Restore into a fresh FSM, index building and tree check included.
+// Restore into a fresh FSM, index building and tree check included, and
+// also reports the CPU of the first full collection after it and the
+// restored state's heap per token.
 func BenchmarkSnapshot1M(b *testing.B) {
 	n := scaleTokens(b)
 	f := realisticFSM(n)
@@ -205,7 +207,11 @@ func BenchmarkSnapshot1M(b *testing.B) {
 		b.ResetTimer()
 		cpuStart := cpuTime()
 		var gcAfter time.Duration
+		var heapPer float64
 		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			base := heapInUse()
+			b.StartTimer()
 			g := New()
 			if err := g.Restore(bytes.NewReader(buf.Bytes())); err != nil {
 				b.Fatal(err)
@@ -220,9 +226,12 @@ func BenchmarkSnapshot1M(b *testing.B) {
 			start := cpuTime()
 			runtime.GC()
 			gcAfter += cpuTime() - start
+			heapPer = float64(int64(heapInUse())-int64(base)) / float64(n)
+			runtime.KeepAlive(g)
 			b.StartTimer()
 		}
 		b.ReportMetric(float64((cpuTime()-cpuStart-gcAfter).Milliseconds())/float64(b.N), "cpu-ms/op")
 		b.ReportMetric(float64(gcAfter.Milliseconds())/float64(b.N), "gc-after-cpu-ms/op")
+		b.ReportMetric(heapPer, "heapB/token")
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"testing"
 )
@@ -169,6 +170,21 @@ func TestSortTokensOrdersByHash(t *testing.T) {
 	for i, tk := range ts {
 		if tk.Hash != want[i] {
 			t.Fatalf("position %d: %q, want %q", i, tk.Hash, want[i])
+		}
+	}
+}
+
+// TestRestoreResumesGC: a version-2 restore pauses the collector and puts
+// the setting back, whether it succeeds or fails (not parallel: the GC
+// percent is process-wide).
+func TestRestoreResumesGC(t *testing.T) {
+	old := debug.SetGCPercent(137)
+	defer debug.SetGCPercent(old)
+	good := snapshotBytes(t, sampleFSMFull(t))
+	for _, in := range [][]byte{good, good[:len(good)/2]} {
+		err := New().Restore(bytes.NewReader(in))
+		if got := debug.SetGCPercent(137); got != 137 {
+			t.Fatalf("GC percent after restore (err %v) = %d, want 137", err, got)
 		}
 	}
 }
