@@ -5,6 +5,21 @@ import "fmt"
 // checkNewToken validates a token that CreateToken or InitRoot would store:
 // well-formed keys, a stored type, sane counters, and unique hash/accessor.
 func (s *state) checkNewToken(op string, t *Token) error {
+	if err := checkTokenFields(op, t); err != nil {
+		return err
+	}
+	if _, ok := s.tokens[t.Hash]; ok {
+		return fmt.Errorf("%s %s: %w", op, shortHash(t.Hash), ErrTokenExists)
+	}
+	if _, ok := s.accessors[t.Accessor]; ok {
+		return fmt.Errorf("%s %s: %w", op, t.Accessor, ErrAccessorExists)
+	}
+	return nil
+}
+
+// checkTokenFields is checkNewToken without the uniqueness checks (Restore
+// detects duplicates as it inserts).
+func checkTokenFields(op string, t *Token) error {
 	switch {
 	case !validHash(t.Hash):
 		return fmt.Errorf("%s: hash is not a token hash: %w", op, ErrInvalidCommand)
@@ -16,12 +31,6 @@ func (s *state) checkNewToken(op string, t *Token) error {
 		return fmt.Errorf("%s: negative num_uses: %w", op, ErrInvalidCommand)
 	case t.Parent == t.Hash:
 		return fmt.Errorf("%s: token is its own parent: %w", op, ErrInvalidCommand)
-	}
-	if _, ok := s.tokens[t.Hash]; ok {
-		return fmt.Errorf("%s %s: %w", op, shortHash(t.Hash), ErrTokenExists)
-	}
-	if _, ok := s.accessors[t.Accessor]; ok {
-		return fmt.Errorf("%s %s: %w", op, t.Accessor, ErrAccessorExists)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 package fsm
 
 import (
-	"strings"
+	"encoding/binary"
 	"unique"
 )
 
@@ -54,12 +54,15 @@ func (s *state) internToken(t *Token) {
 
 // internPolicies returns a shared list equal to ps. The list is shared by
 // many records, so nothing may ever modify it in place (clone copies it).
+// A list already in the table costs no allocation: the key is built in a
+// stack buffer and the lookup does not copy it.
 func (s *state) internPolicies(ps []string) []string {
 	if len(ps) == 0 {
 		return ps
 	}
-	key := strings.Join(ps, "\x00")
-	if shared, ok := s.policySets[key]; ok {
+	var buf [256]byte
+	key := policySetKey(buf[:0], ps)
+	if shared, ok := s.policySets[string(key)]; ok {
 		return shared
 	}
 	out := make([]string, len(ps))
@@ -67,7 +70,18 @@ func (s *state) internPolicies(ps []string) []string {
 		out[i] = in(p)
 	}
 	if len(s.policySets) < maxPolicySets {
-		s.policySets[in(key)] = out
+		s.policySets[string(key)] = out
 	}
 	return out
+}
+
+// policySetKey appends the policySets key of ps to b: each name
+// length-prefixed, so no two different lists share a key (a separator
+// could occur inside a name).
+func policySetKey(b []byte, ps []string) []byte {
+	for _, p := range ps {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return b
 }

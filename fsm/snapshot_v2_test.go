@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
+	"slices"
 	"testing"
 )
 
@@ -146,6 +148,43 @@ func TestRestoreV1AndV2Agree(t *testing.T) {
 		}
 		if err := checkInvariants(g); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestSortTokensOrdersByHash: sortTokens is the hash order for any strings,
+// including prefixes shorter than its 8-byte key and ties on the key.
+func TestSortTokensOrdersByHash(t *testing.T) {
+	hashes := []string{"", "a", "a\x00", "aaaaaaaa", "aaaaaaaab", "aaaaaaaaa", "b", "\xff", "aaaaaaa",
+		h("x"), h("y"), h("z"), h("x")[:8] + "0", h("x")[:8] + "f"}
+	for i := 0; i < 200; i++ {
+		hashes = append(hashes, h(fmt.Sprint(i)))
+	}
+	ts := make([]*Token, len(hashes))
+	for i, s := range hashes {
+		ts[len(hashes)-1-i] = &Token{Hash: s}
+	}
+	sortTokens(ts)
+	want := slices.Clone(hashes)
+	slices.Sort(want)
+	for i, tk := range ts {
+		if tk.Hash != want[i] {
+			t.Fatalf("position %d: %q, want %q", i, tk.Hash, want[i])
+		}
+	}
+}
+
+// TestRestoreResumesGC: a version-2 restore pauses the collector and puts
+// the setting back, whether it succeeds or fails (not parallel: the GC
+// percent is process-wide).
+func TestRestoreResumesGC(t *testing.T) {
+	old := debug.SetGCPercent(137)
+	defer debug.SetGCPercent(old)
+	good := snapshotBytes(t, sampleFSMFull(t))
+	for _, in := range [][]byte{good, good[:len(good)/2]} {
+		err := New().Restore(bytes.NewReader(in))
+		if got := debug.SetGCPercent(137); got != 137 {
+			t.Fatalf("GC percent after restore (err %v) = %d, want 137", err, got)
 		}
 	}
 }

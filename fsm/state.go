@@ -86,7 +86,9 @@ func newState() *state {
 // insert stores t and indexes it. The caller has checked uniqueness; t is a
 // new record, now owned by the state (insert interns its strings).
 func (s *state) insert(t *Token) {
-	s.insertPrimary(t, false)
+	s.internToken(t)
+	s.tokens[t.Hash] = t
+	s.accessors[t.Accessor] = t.Hash
 	s.indexChild(t)
 	if t.ExpireTime != 0 {
 		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime, t.Hash})
@@ -94,20 +96,6 @@ func (s *state) insert(t *Token) {
 	if t.Path != "" {
 		s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
 	}
-}
-
-// insertPrimary stores t in the token map and the accessor index only
-// (Restore builds the other indexes once every token is in). decoded says
-// t's strings were already shared by a tokenDecoder: only its policy list
-// still needs sharing.
-func (s *state) insertPrimary(t *Token, decoded bool) {
-	if decoded {
-		t.Policies = s.internPolicies(t.Policies)
-	} else {
-		s.internToken(t)
-	}
-	s.tokens[t.Hash] = t
-	s.accessors[t.Accessor] = t.Hash
 }
 
 // indexChild adds t to its parent's children set.
@@ -122,30 +110,41 @@ func (s *state) indexChild(t *Token) {
 	}
 }
 
-// indexRestored builds the children, expiry and path indexes of a state
-// whose tokens were all stored by insertPrimary (one pass, after the parent
-// links were shared by checkTree).
-func (s *state) indexRestored() {
+// indexRestored finishes a restore: order lists every stored token (in
+// the token map and the accessor index already), perPath counts them per
+// creation path. It links and checks the parents (linkParents,
+// checkCycles) and builds the children, expiry and path indexes, walking
+// order (a slice) rather than the map.
+func (s *state) indexRestored(order []*Token, perPath map[string]int) error {
+	deep, err := s.linkParents(order)
+	if err != nil {
+		return err
+	}
+	if err := s.checkCycles(deep); err != nil {
+		return err
+	}
 	// Size each path's hash set up front: a million tokens share a handful
 	// of paths, and growing one set to a million entries rehashes it
 	// twenty times.
-	perPath := make(map[string]int)
-	for _, t := range s.tokens {
-		if t.Path != "" {
-			perPath[t.Path]++
-		}
-	}
 	for path, n := range perPath {
 		s.paths.reserve(path, n)
 	}
-	expiring := make([]expiryItem, 0, len(s.tokens))
-	for _, t := range s.tokens {
+	expiring := make([]expiryItem, 0, len(order))
+	var lastPath string
+	var lastSet map[string]struct{}
+	for _, t := range order {
 		s.indexChild(t)
 		if t.ExpireTime != 0 {
 			expiring = append(expiring, expiryItem{t.ExpireTime, t.Hash})
 		}
 		if t.Path != "" {
-			s.paths.ReplaceOrInsert(pathItem{t.Path, t.Hash})
+			// Paths are shared strings and a stream holds long runs of
+			// one path: the comparison is a pointer check.
+			if t.Path != lastPath {
+				lastPath, lastSet = t.Path, s.paths.byPath[t.Path]
+			}
+			lastSet[t.Hash] = struct{}{} // hashes are unique: a new entry
+			s.paths.n++
 		}
 	}
 	// Inserting in key order always descends the btree's rightmost path,
@@ -159,6 +158,7 @@ func (s *state) indexRestored() {
 	for _, it := range expiring {
 		s.expiry.ReplaceOrInsert(it)
 	}
+	return nil
 }
 
 // replace swaps the stored record for a token with the same hash, accessor,

@@ -174,24 +174,32 @@ func (r *tokenReader) bytes() []byte {
 	return out
 }
 
-// pair splits a map entry into key and value.
-func pair(b []byte) (string, []byte, bool) {
+// pair splits a map entry into key and value (both alias b).
+func pair(b []byte) ([]byte, []byte, bool) {
 	r := tokenReader{b: b}
 	k := r.bytes()
 	v := r.bytes()
 	if r.err || len(r.b) != 0 {
-		return "", nil, false
+		return nil, nil, false
 	}
-	return string(k), v, true
+	return k, v, true
 }
 
-// tokenDecoder decodes many tokens (a restore), sharing repeated strings as
-// it goes: a repeated value is looked up without allocating a copy, which
-// keeps a million-token restore from making a million copies of
-// "auth/token/create" only to throw them away (see intern.go).
+// tokenDecoder decodes many tokens (a restore) into records ready to
+// store, with as few allocations as a record allows: a repeated value
+// (policy name, path, display name, meta key) is looked up without
+// allocating a copy, which keeps a million-token restore from making a
+// million copies of "auth/token/create" only to throw them away (see
+// intern.go); the policy list is the state's shared one; and the hash and
+// accessor share one allocation (they live and die together: both are
+// dropped when the token is). Parent links stay unshared copies until
+// Restore links each child to its parent's record (linkParents).
 type tokenDecoder struct {
-	strs   map[string]string // low-cardinality values seen so far
-	tokens map[string]*Token // tokens stored so far, for parent links
+	strs map[string]string // low-cardinality values seen so far
+	st   *state            // the state being restored: its shared policy lists
+
+	pols []string // scratch: the policy names of the token being decoded
+	key  []byte   // scratch: hash and accessor bytes
 }
 
 // maxDecoderStrings bounds tokenDecoder.strs.
@@ -211,15 +219,6 @@ func (d *tokenDecoder) str(v []byte) string {
 	return s
 }
 
-func (d *tokenDecoder) parent(v []byte) string {
-	if d != nil {
-		if p, ok := d.tokens[string(v)]; ok {
-			return p.Hash
-		}
-	}
-	return string(v)
-}
-
 // decodeToken decodes a token written by appendToken. Lists and maps
 // decode as nil when empty, as the JSON encoding (omitempty) does.
 func decodeToken(b []byte) (*Token, error) { return (*tokenDecoder)(nil).decode(b) }
@@ -227,6 +226,10 @@ func decodeToken(b []byte) (*Token, error) { return (*tokenDecoder)(nil).decode(
 // decode is decodeToken sharing strings through d (d may be nil).
 func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 	t := &Token{}
+	var hash, accessor []byte
+	if d != nil {
+		d.pols = d.pols[:0]
+	}
 	r := tokenReader{b: b}
 	for len(r.b) > 0 && !r.err {
 		key := r.uvarint()
@@ -267,13 +270,17 @@ func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 		}
 		switch field {
 		case tfHash:
-			t.Hash = string(v)
+			hash = v
 		case tfAccessor:
-			t.Accessor = string(v)
+			accessor = v
 		case tfParent:
-			t.Parent = d.parent(v)
+			t.Parent = string(v)
 		case tfPolicy:
-			t.Policies = append(t.Policies, d.str(v))
+			if d != nil {
+				d.pols = append(d.pols, d.str(v))
+			} else {
+				t.Policies = append(t.Policies, string(v))
+			}
 		case tfMeta:
 			k, val, ok := pair(v)
 			if !ok {
@@ -282,7 +289,7 @@ func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 			if t.Meta == nil {
 				t.Meta = make(map[string]string, 1)
 			}
-			t.Meta[d.str([]byte(k))] = string(val)
+			t.Meta[d.str(k)] = string(val)
 		case tfDisplayName:
 			t.DisplayName = d.str(v)
 		case tfPath:
@@ -305,11 +312,21 @@ func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 			if t.Ext == nil {
 				t.Ext = make(map[string][]byte, 1)
 			}
-			t.Ext[k] = slices.Clone(val)
+			t.Ext[string(k)] = slices.Clone(val)
 		}
 	}
 	if r.err {
 		return nil, errBadToken
+	}
+	if d == nil {
+		t.Hash, t.Accessor = string(hash), string(accessor)
+		return t, nil
+	}
+	d.key = append(append(d.key[:0], hash...), accessor...)
+	both := string(d.key)
+	t.Hash, t.Accessor = both[:len(hash)], both[len(hash):]
+	if len(d.pols) > 0 {
+		t.Policies = d.st.internPolicies(d.pols)
 	}
 	return t, nil
 }
