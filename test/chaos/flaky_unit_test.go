@@ -31,8 +31,9 @@ func TestKeepAliveGoroutines(t *testing.T) {
 func TestHeapLimit(t *testing.T) {
 	b := NodeRuntime{Heap: 10 << 20, Tokens: 100, KeepAlive: 10}
 	a := NodeRuntime{Heap: 0, Tokens: 1100, KeepAlive: 5}
-	// 1.5 x 10 MiB + 1000 tokens x 1 KiB; fewer keep-alive goroutines add nothing.
-	if got, want := heapLimit(b, a), uint64(15<<20)+1000<<10; got != want {
+	// 1.5 x 10 MiB + 1000 tokens x 1 KiB + 2 peers x 2 x 4 raft connections x 512 KiB;
+	// fewer keep-alive goroutines add nothing.
+	if got, want := heapLimit(b, a, 2), uint64(15<<20)+1000<<10+8<<20; got != want {
 		t.Fatalf("heapLimit = %d, want %d", got, want)
 	}
 }
