@@ -23,6 +23,14 @@ for pkg in $($GO list ./...); do
 		echo "==> $pkg $t ($FUZZTIME)"
 		if $GO test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
 			status=ok
+		# A known race in Go's fuzz coordinator (internal/fuzz compares the
+		# -fuzztime context's error with its parent's) can fail a target at
+		# the deadline with no failing input; a second run that passes shows
+		# it was that.
+		elif grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log" &&
+			cat "$log" && echo "(Go's fuzz coordinator reported its own -fuzztime deadline, no input failed: running $t once more)" &&
+			$GO test -run '^$' -fuzz "^${t}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
+			status=ok
 		else
 			status=FAIL
 			failed=1
