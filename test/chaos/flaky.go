@@ -3,7 +3,6 @@ package chaos
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -405,31 +404,13 @@ func percentile(ds []time.Duration, p int) time.Duration {
 // LeadershipTimes returns the wall time of every "gained leadership" line
 // in the node logs, sorted.
 func LeadershipTimes(logs map[string]string) ([]time.Time, error) {
-	var out []time.Time
-	for _, path := range logs {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			if !strings.Contains(string(line), "gained leadership") {
-				continue
-			}
-			var l struct {
-				Msg string `json:"@message"`
-				TS  string `json:"@timestamp"`
-			}
-			if json.Unmarshal(line, &l) != nil || l.Msg != "gained leadership" {
-				continue
-			}
-			if ts, err := time.Parse(time.RFC3339Nano, l.TS); err == nil {
-				out = append(out, ts)
-			}
-		}
-		f.Close()
+	lines, err := ReadLogLines(logs, "gained leadership")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, l.At)
 	}
 	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out, nil
