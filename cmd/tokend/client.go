@@ -546,6 +546,33 @@ func readJSON(e *env, c *api.Client, path string) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// writeJSON POSTs body as JSON to path and returns the answer's body (at
+// most 1 MiB; empty for a 204), or the server's error.
+func writeJSON(e *env, c *api.Client, path string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Logical().WriteRawWithContext(e.ctx, path, b)
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err == nil && resp == nil {
+		err = errors.New("empty response")
+	}
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	return raw, nil
+}
+
 // findList finds the list named key in a Vault envelope or a bare object:
 // {"data":{"config":{"servers":[…]}}}, {"data":{"members":[…]}},
 // {"members":[…]} or a bare […].

@@ -80,24 +80,10 @@ func keyringChangeCmd(e *env, argv []string, op, help string) int {
 			if len(args) != 1 || args[0] == "" {
 				return usagef("expected one KEY argument")
 			}
-			body, _ := json.Marshal(map[string]string{"key": args[0]})
 			what := op + " gossip key"
-			resp, err := c.Logical().WriteRawWithContext(e.ctx, keyringPath+"/"+op, body)
-			if resp != nil {
-				defer resp.Body.Close()
-			}
-			if err == nil && resp == nil {
-				err = errors.New("empty response")
-			}
-			if err == nil {
-				err = resp.Error()
-			}
+			raw, err := writeJSON(e, c, keyringPath+"/"+op, map[string]string{"key": args[0]})
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
-			}
-			raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if err != nil {
-				return fmt.Errorf("%s: read response: %w", what, err)
 			}
 			return printKeyring(e, cf, raw, what)
 		},

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -32,17 +30,7 @@ func operatorRaftRemovePeer(e *env, argv []string) int {
 			if serverID == "" {
 				return usagef("expected -server-id ID")
 			}
-			body, _ := json.Marshal(map[string]string{"server_id": serverID})
-			resp, err := c.Logical().WriteRawWithContext(e.ctx, "sys/storage/raft/remove-peer", body)
-			if resp != nil {
-				defer resp.Body.Close()
-			}
-			if err == nil && resp == nil {
-				err = errors.New("empty response")
-			}
-			if err == nil {
-				err = resp.Error()
-			}
+			_, err := writeJSON(e, c, "sys/storage/raft/remove-peer", map[string]string{"server_id": serverID})
 			if err != nil {
 				return fmt.Errorf("remove raft peer %s: %w", serverID, err)
 			}
