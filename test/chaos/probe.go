@@ -17,9 +17,10 @@ import (
 // Prober plays the client instead: a few sequential clients, each sticking
 // to one node and moving to the next node when its node stops answering
 // (as a client behind a load balancer, or with a list of addresses, does).
-// Every operation is tried once and, after a retryable error, retried once:
-// after Retry-After (at most 1 s) on the same node for a 503 or 429, at
-// once on the next node for a refused, reset or timed-out connection. Its
+// Every operation is tried once and, after a retryable error (503, 429, a
+// refused, reset or timed-out connection), retried once on the next node,
+// after Retry-After (at most 1 s) when the answer gave one; the client then
+// stays on the node that answered. Its
 // tokens are created with the root token and checked with consistent
 // reads; they stay out of the workload's history (the ledger and
 // convergence checks still see them on every node).
@@ -106,22 +107,18 @@ func (p *Prober) op(ctx context.Context, cl, node int, kind, method, path, token
 		return node, false
 	}
 	rec := ProbeOp{Client: cl, Kind: kind, Invoke: p.rec.Now(), Node: node}
-	first, retryAfter, moved, detail := p.attempt(node, kind, method, path, token, body, false)
-	rec.First = first
-	if moved {
+	first, retryAfter, detail := p.attempt(node, kind, method, path, token, body, false)
+	rec.First, rec.Final = first, first
+	if retryable(first) {
+		// The node that failed may be going down (a drained node answers
+		// 503 just before its process exits), so the one retry goes to the
+		// next node, as a client with a list of addresses does.
+		time.Sleep(min(retryAfter, time.Second))
 		node = (node + 1) % len(p.c.Nodes)
-	}
-	if first != "" && retryable(first) {
-		if retryAfter > 0 {
-			time.Sleep(min(retryAfter, time.Second))
-		}
-		var again bool
-		rec.Final, _, again, detail = p.attempt(node, kind, method, path, token, body, true)
-		if again {
+		rec.Final, _, detail = p.attempt(node, kind, method, path, token, body, true)
+		if rec.Final == "transport" || rec.Final == "timeout" {
 			node = (node + 1) % len(p.c.Nodes)
 		}
-	} else {
-		rec.Final = first
 	}
 	rec.Complete = p.rec.Now()
 	if rec.First != "" || rec.Final != "" {
@@ -143,38 +140,37 @@ func retryable(class string) bool {
 }
 
 // attempt sends one request. It returns "" on success or the error class,
-// the Retry-After wait, whether the client should move to the next node
-// (its node did not answer) and the error or answer. A retried create that
+// the Retry-After wait and the error or answer. A retried create that
 // finds its ID taken succeeded the first time.
-func (p *Prober) attempt(node int, kind, method, path, token, body string, retry bool) (string, time.Duration, bool, string) {
+func (p *Prober) attempt(node int, kind, method, path, token, body string, retry bool) (string, time.Duration, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+p.c.Nodes[node].HTTPAddr+path, strings.NewReader(body))
 	if err != nil {
-		return "transport", 0, false, err.Error()
+		return "transport", 0, err.Error()
 	}
 	req.Header.Set("X-Vault-Token", token)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "timeout", 0, true, err.Error()
+			return "timeout", 0, fmt.Sprintf("n%d: %v", node+1, err)
 		}
-		return "transport", 0, true, err.Error()
+		return "transport", 0, fmt.Sprintf("n%d: %v", node+1, err)
 	}
 	defer resp.Body.Close()
 	buf := make([]byte, 512)
 	n, _ := resp.Body.Read(buf)
 	switch {
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent:
-		return "", 0, false, ""
+		return "", 0, ""
 	case retry && kind == "create" && resp.StatusCode == http.StatusBadRequest && strings.Contains(string(buf[:n]), "duplicate ID"):
-		return "", 0, false, ""
+		return "", 0, ""
 	}
 	var wait time.Duration
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
 		wait = time.Duration(s) * time.Second
 	}
-	return strconv.Itoa(resp.StatusCode), wait, false, fmt.Sprintf("n%d: %s", node+1, strings.TrimSpace(string(buf[:n])))
+	return strconv.Itoa(resp.StatusCode), wait, fmt.Sprintf("n%d: %s", node+1, strings.TrimSpace(string(buf[:n])))
 }
 
 // CheckPlannedRestarts checks T9 on every rolling-restart and
