@@ -14,6 +14,11 @@ import (
 // httpapi.HopHeader (cluster must not import httpapi).
 const HopHeader = "X-Tokend-Forwarded"
 
+// HopRefusedHeader marks a 503 from a node that refused a forwarded request
+// because it does not lead (it never ran it). It duplicates
+// httpapi.HopRefusedHeader.
+const HopRefusedHeader = "X-Tokend-Hop-Refused"
+
 // clientAddrHeader carries the signed original client address of a
 // forwarded request; it duplicates the httpapi constant.
 const clientAddrHeader = "X-Tokend-Client-Addr"

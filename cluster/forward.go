@@ -30,10 +30,12 @@ var hopByHop = []string{
 // and copies the answer to w. It waits up to LeaderWait for a leader whose
 // HTTP address gossip has published. forwarded=false with a nil error means
 // this node is the leader and must handle r itself. A request that already
-// carries HopHeader is never forwarded again (status.ErrNotLeader). When the
+// carries HopHeader is never forwarded again (status.ErrHopRefused). When the
 // leader cannot be reached it waits for a leader change (at most two
 // election timeouts), re-checks the leader and retries, until LeaderWait
-// after the first failure; then it returns status.ErrNoLeader. On error
+// after the first failure; then it returns status.ErrNoLeader. A target that
+// answers 503 with HopRefusedHeader (it does not lead and did not run the
+// request) counts as unreachable. On error
 // nothing has been written to w, and
 // r.Body is left re-readable.
 //
@@ -64,7 +66,7 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 		return false, nil
 	}
 	if r.Header.Get(HopHeader) != "" {
-		return false, status.ErrNotLeader
+		return false, status.ErrHopRefused
 	}
 	var body []byte
 	if r.Body != nil && r.Body != http.NoBody {
@@ -149,6 +151,23 @@ func (n *Node) forwardToLeader(w http.ResponseWriter, r *http.Request) (bool, er
 				// it twice.
 				return false, status.ErrNoLeader
 			}
+			if giveUp.IsZero() {
+				giveUp = time.Now().Add(n.timing.LeaderWait)
+			} else if time.Now().After(giveUp) {
+				break
+			}
+			continue
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(HopRefusedHeader) != "" {
+			// The target no longer leads (raft here has not heard yet) and
+			// did not run the request: it is safe to send to the next
+			// leader, a write too. Seen in rolling restarts: a follower
+			// forwarded to a leader that had just handed over.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			cancelReq()
+			n.logger.Debug("leader refused a forwarded request: it no longer leads", "leader", id, "method", r.Method)
+			failed = id
 			if giveUp.IsZero() {
 				giveUp = time.Now().Add(n.timing.LeaderWait)
 			} else if time.Now().After(giveUp) {

@@ -191,3 +191,81 @@ func TestWritesDuringStepDownGoToTheNextLeader(t *testing.T) {
 		t.Fatalf("answer %d %q, want the next leader's", rec.Code, body)
 	}
 }
+
+// TestForwardGoesOnWhenTheTargetNoLongerLeads: a follower forwards to the
+// node raft still calls leader, but that node has just handed over and
+// refuses the request (503 with HopRefusedHeader: it ran nothing). The
+// follower must send it to the next leader, a write too, instead of
+// copying the refusal to the client (found by test/chaos T9 on 5 nodes:
+// consistent reads retried on another node during a rolling restart all
+// got "node is not the leader"). A 503 without the header is the leader's
+// own answer and is copied as it is.
+func TestForwardGoesOnWhenTheTargetNoLongerLeads(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	fs := c.followers(leader)
+	follower, next := fs[0], fs[1]
+	if err := leader.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", leader.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int32
+	var plain503 atomic.Bool
+	stub := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if plain503.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		refused.Add(1)
+		w.Header().Set(HopRefusedHeader, "1")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})}
+	go func() { _ = stub.Serve(ln) }()
+	defer stub.Close()
+
+	moved := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		moved <- leader.node.Load().raft.LeadershipTransferToServer(raft.ServerID(next.id), raft.ServerAddress(next.raftAddr)).Error()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/write", strings.NewReader("x"))
+	rec := httptest.NewRecorder()
+	forwarded, err := follower.node.Load().ForwardToLeader(rec, req)
+	if terr := <-moved; terr != nil {
+		t.Fatalf("leadership transfer: %v", terr)
+	}
+	if err != nil || !forwarded {
+		t.Fatalf("ForwardToLeader = %v, %v; want the write forwarded to the next leader", forwarded, err)
+	}
+	if body := rec.Body.String(); rec.Code != http.StatusCreated || !strings.Contains(body, "id="+next.id) {
+		t.Fatalf("answer %d %q, want the new leader's", rec.Code, body)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("the refusing node was never asked: the test proves nothing")
+	}
+
+	// The stub leads again (raft moves back to it), now answering a plain
+	// 503 of its own: that answer is the client's.
+	plain503.Store(true)
+	if err := next.node.Load().raft.LeadershipTransferToServer(raft.ServerID(leader.id), raft.ServerAddress(leader.raftAddr)).Error(); err != nil {
+		t.Fatalf("leadership transfer back: %v", err)
+	}
+	for follower.node.Load().Health().LeaderID != leader.id {
+		if ctx.Err() != nil {
+			t.Fatal("the follower never saw the leadership move back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req = httptest.NewRequestWithContext(ctx, http.MethodPost, "/write", strings.NewReader("x"))
+	rec = httptest.NewRecorder()
+	if forwarded, err := follower.node.Load().ForwardToLeader(rec, req); err != nil || !forwarded || rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("plain 503: ForwardToLeader = %v, %v, code %d; want the leader's 503 copied", forwarded, err, rec.Code)
+	}
+}

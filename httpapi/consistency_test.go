@@ -52,7 +52,9 @@ func TestWritesForwardedFromFollower(t *testing.T) {
 	}
 	// A request that was already forwarded never hops again.
 	code, hdr, body := doRaw(t, c.followerSrv.URL, "POST", "/v1/auth/token/create", c.root, `{}`, HopHeader, "1")
-	if code != 503 || hdr.Get("Retry-After") != "1" || !strings.Contains(body, "not the leader") {
+	// The refusal says so in a header: the forwarding node then sends the
+	// request to the next leader (it was not run here).
+	if code != 503 || hdr.Get("Retry-After") != "1" || hdr.Get(HopRefusedHeader) != "1" || !strings.Contains(body, "not the leader") {
 		t.Fatalf("hop: %d %v %s", code, hdr, body)
 	}
 	// No leader: 503 with Retry-After.

@@ -41,6 +41,8 @@ type apiError struct {
 	Msg    string
 	// RetryAfter adds "Retry-After: 1" (unavailable, try again).
 	RetryAfter bool
+	// HopRefused adds HopRefusedHeader (see status.ErrHopRefused).
+	HopRefused bool
 }
 
 func (e *apiError) Error() string { return e.Msg }
@@ -63,6 +65,8 @@ func errorResponse(err error) *apiError {
 	}
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, status.ErrHopRefused):
+		return &apiError{Status: http.StatusServiceUnavailable, Msg: err.Error(), RetryAfter: true, HopRefused: true}
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Msg: "http: request body too large"}
 	case errors.Is(err, status.ErrNotLeader), errors.Is(err, status.ErrNoLeader),

@@ -158,7 +158,7 @@ func (n *fakeNode) ForwardToLeader(w http.ResponseWriter, r *http.Request) (bool
 		return false, status.ErrNoLeader
 	}
 	if r.Header.Get(HopHeader) != "" {
-		return false, status.ErrNotLeader
+		return false, status.ErrHopRefused
 	}
 	body, _ := io.ReadAll(r.Body)
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, url+r.URL.RequestURI(), bytes.NewReader(body))

@@ -12,6 +12,11 @@ import (
 // receives it and is not the leader answers 503 instead of forwarding again.
 const HopHeader = "X-Tokend-Forwarded"
 
+// HopRefusedHeader marks that refusal: the 503 of a node that got a
+// forwarded request and does not lead, so it never ran it. The forwarding
+// node then sends the request to the next leader, whatever it is.
+const HopRefusedHeader = "X-Tokend-Hop-Refused"
+
 // Node is what the HTTP layer may ask of the cluster. cluster.Node implements
 // it; tests use a fake backed by a real fsm.FSM.
 type Node interface {

@@ -509,7 +509,7 @@ func (s *server) maybeForward(c *call, mustLead bool) bool {
 		// Already forwarded once: never a second hop. (A leader stepping
 		// down lets ForwardToLeader wait for the hand-over: it serves the
 		// request itself if it still leads then, and refuses it otherwise.)
-		s.writeError(c, unavailable("node is not the leader"))
+		s.writeError(c, status.ErrHopRefused)
 		return true
 	}
 	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
@@ -827,6 +827,9 @@ func (s *server) writeError(c *call, err error) {
 	}
 	if ae.RetryAfter {
 		c.w.Header().Set("Retry-After", "1")
+	}
+	if ae.HopRefused {
+		c.w.Header().Set(HopRefusedHeader, "1")
 	}
 	s.setIndexHeader(c)
 	errs := []string{}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,10 @@ import (
 var (
 	// ErrNotLeader: a write reached a node that is not (or no longer) the leader.
 	ErrNotLeader = errors.New("node is not the leader")
+	// ErrHopRefused: a request that was already forwarded once reached a
+	// node that does not lead; it was not run (and is never forwarded
+	// twice).
+	ErrHopRefused = fmt.Errorf("%w: a forwarded request is not forwarded again", ErrNotLeader)
 	// ErrNoLeader: no leader became known within the bounded wait.
 	ErrNoLeader = errors.New("no leader elected")
 	// ErrStale: this node has not heard from a leader within max-stale.
