@@ -8,10 +8,10 @@ func (s *state) checkNewToken(op string, t *Token) error {
 	if err := checkTokenFields(op, t); err != nil {
 		return err
 	}
-	if _, ok := s.tokens[t.Hash]; ok {
+	if _, ok := s.lookup(t.Hash); ok {
 		return fmt.Errorf("%s %s: %w", op, shortHash(t.Hash), ErrTokenExists)
 	}
-	if _, ok := s.accessors[t.Accessor]; ok {
+	if _, ok := s.accessors.get(t.Accessor); ok {
 		return fmt.Errorf("%s %s: %w", op, t.Accessor, ErrAccessorExists)
 	}
 	return nil
@@ -46,7 +46,7 @@ func applyCreateToken(s *state, c CreateToken) Result {
 		}
 	}
 	if t.Parent != "" {
-		p, ok := s.tokens[t.Parent]
+		p, ok := s.lookup(t.Parent)
 		if !ok {
 			return Result{Err: fmt.Errorf("create token %s: %w", t.Accessor, ErrParentNotFound)}
 		}
@@ -92,17 +92,21 @@ func renewMaxTTL(c RenewToken) int64 {
 }
 
 func applyRenewToken(s *state, c RenewToken) Result {
-	hash := c.Hash
-	if hash == "" && c.Accessor != "" {
-		hash = s.accessors[c.Accessor]
+	var r *rec
+	ok := false
+	if c.Hash != "" {
+		r, ok = s.lookup(c.Hash)
+	} else if k, found := s.accessors.get(c.Accessor); found && c.Accessor != "" {
+		r, ok = s.recs.get(k)
 	}
-	old, ok := s.tokens[hash]
-	if !ok || hash == "" {
+	if !ok {
 		return Result{Err: fmt.Errorf("renew: %w", ErrTokenNotFound)}
 	}
+	stored := s.recs.token(r)
+	old := &stored
 	// A token whose ancestor has expired (or that is exhausted) is as good
 	// as revoked: the reaper just has not removed it yet.
-	if old.NumUses < 0 || !s.ancestorsValidAt(old, c.Now) {
+	if old.NumUses < 0 || !s.ancestorsValidAt(r, c.Now) {
 		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, ErrTokenNotFound)}
 	}
 	switch {
@@ -131,7 +135,7 @@ func applyRenewToken(s *state, c RenewToken) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("renew %s: %w", old.Accessor, err)}
 	}
-	t := *old // shallow copy is fine: stored records are never mutated
+	t := *old // shallow copy is fine: put copies what it keeps
 	t.TTL = ttl
 	t.ExpireTime = addSeconds(c.Now, ttl) // saturating: MaxTTL comes from the command
 	t.LastRenewalTime = c.Now
@@ -141,31 +145,27 @@ func applyRenewToken(s *state, c RenewToken) Result {
 }
 
 func applyRevokeTree(f *FSM, c RevokeTree) Result {
-	return Result{Revoked: f.revoke([]string{c.Hash})}
+	return Result{Revoked: f.revokeHash(c.Hash)}
 }
 
 func applyRevokeOrphan(f *FSM, c RevokeOrphan) Result {
 	s := f.st // read without mu: Apply is the only writer
-	if _, ok := s.tokens[c.Hash]; !ok {
+	k, ok := keyOf(c.Hash)
+	if !ok || !s.recs.has(k) {
 		return Result{Err: fmt.Errorf("revoke orphan: %w", ErrTokenNotFound)}
 	}
-	kids := s.sortedChildren(c.Hash)
-	// reparent replaces each listed child's record by one without a parent.
-	// A child listed but not stored (only a corrupt index has one, see
-	// Tidy) is skipped.
-	reparent := func(s *state, kids []string) {
+	kids := s.sortedChildren(k)
+	// reparent cuts each listed child's parent link. A child listed but
+	// not stored (only a corrupt index has one, see Tidy) is skipped.
+	reparent := func(s *state, kids []key) {
 		for _, ch := range kids {
-			if old, ok := s.tokens[ch]; ok {
-				t := *old // records are immutable: store a new one
-				t.Parent = ""
-				s.tokens[ch] = &t
-			}
+			s.recs.setParent(ch, nil)
 		}
 	}
 	if len(kids) <= f.chunk {
 		f.section(func(s *state) {
 			reparent(s, kids)
-			s.remove(c.Hash)
+			s.remove(k)
 		})
 		return Result{Revoked: 1}
 	}
@@ -173,13 +173,13 @@ func applyRevokeOrphan(f *FSM, c RevokeOrphan) Result {
 	// publishes the children as orphans, then their records are replaced
 	// in chunks. Removing the token before reparenting leaves the same
 	// state as the other order (remove drops the children set either way).
-	orphans := make(map[string]struct{}, len(kids))
+	orphans := make(map[key]struct{}, len(kids))
 	for _, ch := range kids {
 		orphans[ch] = struct{}{}
 	}
 	f.section(func(s *state) {
 		f.pend = &pending{orphans: orphans}
-		s.remove(c.Hash)
+		s.remove(k)
 	})
 	for i := 0; i < len(kids); i += f.chunk {
 		part := kids[i:min(i+f.chunk, len(kids))]
@@ -189,27 +189,28 @@ func applyRevokeOrphan(f *FSM, c RevokeOrphan) Result {
 }
 
 func applyRevokeAccessor(f *FSM, c RevokeAccessor) Result {
-	hash, ok := f.st.accessors[c.Accessor]
+	k, ok := f.st.accessors.get(c.Accessor)
 	if !ok || c.Accessor == "" {
 		return Result{Err: fmt.Errorf("revoke accessor %s: %w", c.Accessor, ErrTokenNotFound)}
 	}
-	return Result{Revoked: f.revoke([]string{hash})}
+	return Result{Revoked: f.revoke([]key{k})}
 }
 
 func applyUseToken(f *FSM, c UseToken) Result {
 	s := f.st // read without mu: Apply is the only writer
-	old, ok := s.tokens[c.Hash]
-	if !ok || !s.validAt(old, c.Now) {
+	r, ok := s.lookup(c.Hash)
+	if !ok || !s.validAt(r, c.Now) {
 		return Result{Err: fmt.Errorf("use token: %w", ErrTokenNotFound)}
 	}
+	old := s.recs.token(r)
 	switch {
 	case old.NumUses == 0:
 		out := old.clone()
 		return Result{Token: &out}
 	case old.NumUses > 1:
-		t := *old
+		t := old
 		t.NumUses--
-		f.section(func(s *state) { s.tokens[t.Hash] = &t })
+		f.section(func(s *state) { s.recs.put(&t) })
 		out := t.clone()
 		return Result{Token: &out}
 	default:
@@ -217,12 +218,12 @@ func applyUseToken(f *FSM, c UseToken) Result {
 		// and the tree goes away in this same command.
 		out := old.clone()
 		out.NumUses = -1
-		return Result{Token: &out, Revoked: f.revoke([]string{c.Hash})}
+		return Result{Token: &out, Revoked: f.revoke([]key{r.hash})}
 	}
 }
 
 func applyReapExpired(f *FSM, c ReapExpired) Result {
-	var due []string
+	var due []key
 	f.st.expiry.Ascend(func(it expiryItem) bool {
 		if it.at > c.Now || (c.Limit > 0 && len(due) >= c.Limit) {
 			return false

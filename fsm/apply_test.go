@@ -170,10 +170,10 @@ func TestRevokeTreeCycleSafe(t *testing.T) {
 	// Apply can never build a cycle; force one to prove the walks terminate.
 	f := New()
 	mustApply(t, f, create("a", ""), create("b", "a"))
-	a := *f.st.tokens[h("a")]
-	a.Parent = h("b")
-	f.st.tokens[a.Hash] = &a
-	f.st.children[h("b")] = map[string]struct{}{h("a"): {}}
+	ka, _ := keyOf(h("a"))
+	kb, _ := keyOf(h("b"))
+	f.st.recs.setParent(ka, &kb)
+	f.st.indexChild(kb, ka)
 	if _, ok := f.Valid(h("b"), t0); ok {
 		t.Error("token on a parent cycle is valid")
 	}

@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-func key(b byte) []byte { return bytes.Repeat([]byte{b}, BatchKeySize) }
+func keyBytes(b byte) []byte { return bytes.Repeat([]byte{b}, BatchKeySize) }
 
 func rotate(id uint32, b byte, now int64) RotateBatchKey {
-	return RotateBatchKey{KeyID: id, Key: key(b), Now: now}
+	return RotateBatchKey{KeyID: id, Key: keyBytes(b), Now: now}
 }
 
 func wantKeyring(primary uint32, ids ...uint32) func(*testing.T, *FSM, Result) {
@@ -29,14 +29,14 @@ func TestRotateBatchKey(t *testing.T) {
 		{name: "first_key_becomes_primary", cmd: rotate(1, 'a', t0), check: func(t *testing.T, f *FSM, r Result) {
 			wantKeyring(1, 1)(t, f, r)
 			id, k, ok := f.PrimaryBatchKey()
-			if !ok || id != 1 || !bytes.Equal(k, key('a')) {
+			if !ok || id != 1 || !bytes.Equal(k, keyBytes('a')) {
 				t.Fatalf("PrimaryBatchKey = %d %x %v", id, k, ok)
 			}
 		}},
 		{name: "rotation_keeps_old_keys_and_retires_primary", setup: []Command{rotate(1, 'a', t0)}, cmd: rotate(2, 'b', t0+sec),
 			check: func(t *testing.T, f *FSM, r Result) {
 				wantKeyring(2, 1, 2)(t, f, r)
-				if k, ok := f.BatchKey(1); !ok || !bytes.Equal(k, key('a')) {
+				if k, ok := f.BatchKey(1); !ok || !bytes.Equal(k, keyBytes('a')) {
 					t.Fatal("old key lost")
 				}
 				ring := f.BatchKeyring()
@@ -48,7 +48,7 @@ func TestRotateBatchKey(t *testing.T) {
 		{name: "reused_id_with_other_key_is_rejected", setup: []Command{rotate(1, 'a', t0)}, cmd: rotate(1, 'b', t0+sec), wantErr: ErrBatchKeyExists},
 		{name: "reused_id_of_retired_key_is_rejected", setup: []Command{rotate(1, 'a', t0), rotate(2, 'b', t0)}, cmd: rotate(1, 'a', t0+sec), wantErr: ErrBatchKeyExists},
 		{name: "id_zero_is_invalid", cmd: rotate(0, 'a', t0), wantErr: ErrInvalidCommand},
-		{name: "short_key_is_invalid", cmd: RotateBatchKey{KeyID: 1, Key: key('a')[:16], Now: t0}, wantErr: ErrInvalidCommand},
+		{name: "short_key_is_invalid", cmd: RotateBatchKey{KeyID: 1, Key: keyBytes('a')[:16], Now: t0}, wantErr: ErrInvalidCommand},
 	})
 }
 
@@ -88,7 +88,7 @@ func TestBatchKeyReadersReturnCopies(t *testing.T) {
 	_, pk, _ := f.PrimaryBatchKey()
 	pk[2] = 'x'
 	f.BatchKeyring()[0].Key[3] = 'x'
-	if again, _ := f.BatchKey(1); !bytes.Equal(again, key('a')) {
+	if again, _ := f.BatchKey(1); !bytes.Equal(again, keyBytes('a')) {
 		t.Fatal("reader mutation leaked into the keyring")
 	}
 	if _, _, ok := New().PrimaryBatchKey(); ok {

@@ -35,7 +35,7 @@ var applyBenches = map[Type]applyBench{
 	},
 	TypeRevokeAccessor: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		f, leaves := withLeaves(base, n, false)
-		return f, entries(tb, n, func(i int) Command { return RevokeAccessor{Accessor: f.st.tokens[leaves[i]].Accessor, Now: t0} })
+		return f, entries(tb, n, func(i int) Command { return RevokeAccessor{Accessor: f.st.tokenMap()[leaves[i]].Accessor, Now: t0} })
 	},
 	TypeUseToken: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		f, hashes := populated(base)
@@ -54,14 +54,14 @@ var applyBenches = map[Type]applyBench{
 	},
 	TypeSetClusterIdent: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		f, _ := populated(base)
-		return f, entries(tb, n, func(int) Command { return SetClusterIdent{ClusterID: "c", IndexKey: key('i')} })
+		return f, entries(tb, n, func(int) Command { return SetClusterIdent{ClusterID: "c", IndexKey: keyBytes('i')} })
 	},
 	TypeSetGossipKeyring: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		// Each entry replaces the keyring the one before it set (Prev is
 		// the version it expects).
 		f, _ := populated(base)
 		return f, entries(tb, n, func(i int) Command {
-			return SetGossipKeyring{Keys: [][]byte{key('g'), key('h')}, Prev: uint64(i)}
+			return SetGossipKeyring{Keys: [][]byte{keyBytes('g'), keyBytes('h')}, Prev: uint64(i)}
 		})
 	},
 	TypeRemovePeer: func(tb testing.TB, base, n int) (*FSM, [][]byte) {

@@ -123,7 +123,7 @@ func bigTree(f *FSM, root string, mids, kids int) []string {
 // realistic tokens (distinct creation and expiry times), built without
 // Apply, and returns the descendants' hashes.
 func realisticTree(f *FSM, root string, mids, kids int) []string {
-	base := len(f.st.tokens)
+	base := f.st.tokenCount()
 	r := realisticToken(base, "")
 	r.Hash = h(root)
 	f.st.insert(&r)

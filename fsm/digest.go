@@ -49,20 +49,19 @@ type accessorPair struct{ accessor, hash string }
 // covered: they are functions of token fields that are (Parent,
 // ExpireTime, Path), and Check verifies them against the records.
 //
-// Consistency: like Snapshot, it holds the writer lock while it copies
-// pointers to the immutable records and the accessor entries, so the view
+// Consistency: like Snapshot, it holds the writer lock while it takes a
+// frozen view of the records and copies the accessor index, so the view
 // is exactly the state after AppliedIndex (never a large command half
 // applied); readers are not blocked at all and the writer only for that
 // copy. Encoding and hashing happen outside every lock.
 func (f *FSM) Digest() Digest {
 	f.wmu.Lock()
 	s := f.snapshotLocked()
-	acc := make([]accessorPair, 0, len(f.st.accessors))
-	for a, h := range f.st.accessors {
-		acc = append(acc, accessorPair{a, h})
-	}
+	idx := f.st.accessors.clone()
 	f.wmu.Unlock()
 
+	acc := make([]accessorPair, 0, idx.len())
+	idx.each(func(a string, k key) { acc = append(acc, accessorPair{a, k.String()}) })
 	slices.SortFunc(acc, func(a, b accessorPair) int {
 		if c := strings.Compare(a.accessor, b.accessor); c != 0 {
 			return c
@@ -87,5 +86,5 @@ func (f *FSM) Digest() Digest {
 		bw.Write(body)
 	}
 	bw.Flush()
-	return Digest{Hash: DigestPrefix + hex.EncodeToString(h.Sum(nil)), AppliedIndex: s.applied, Tokens: len(s.tokens)}
+	return Digest{Hash: DigestPrefix + hex.EncodeToString(h.Sum(nil)), AppliedIndex: s.applied, Tokens: s.Len()}
 }

@@ -178,7 +178,7 @@ func newDigestBase() digestBase {
 		token:  fullToken(),
 		policy: policyRecord{Name: "dev", Text: "path \"a\" {}", UpdatedAt: t0},
 		role:   goldenRole(),
-		key:    BatchKey{ID: 1, Key: key('a'), CreatedAt: t0},
+		key:    BatchKey{ID: 1, Key: keyBytes('a'), CreatedAt: t0},
 	}
 }
 
@@ -221,6 +221,10 @@ func TestDigestSeesEveryField(t *testing.T) {
 			field := reflect.ValueOf(rec.ptr(&d)).Elem().Field(i)
 			if !mutate(field) {
 				t.Fatalf("%s.%s: no mutation for kind %s; extend mutate", rec.name, typ.Field(i).Name, field.Kind())
+			}
+			if rec.name == "Token" && (typ.Field(i).Name == "Hash" || typ.Field(i).Name == "Parent") {
+				// The store holds token hashes only: another valid one.
+				field.SetString(h(field.String()))
 			}
 			check(rec.name+"."+typ.Field(i).Name, d)
 		}

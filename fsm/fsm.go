@@ -70,39 +70,41 @@ const defaultChunk = 256
 type pending struct {
 	// doomed holds every token the command removes: readers treat a doomed
 	// token as absent, whether or not its record is still stored.
-	doomed map[string]struct{}
+	doomed map[key]struct{}
 	// left counts the doomed tokens still stored (Len subtracts it).
 	left int
 	// orphans holds the children a RevokeOrphan turns into orphans:
 	// readers see them with no parent before their records are replaced.
-	orphans map[string]struct{}
+	orphans map[key]struct{}
 }
 
 // visible returns the stored token as readers may see it: absent when it is
 // doomed, and with orphan set when its parent link is being cut (the caller
-// shows it with Parent ""). The caller holds mu for reading.
-func (f *FSM) visible(hash string) (t *Token, orphan, ok bool) {
-	t, ok = f.st.tokens[hash]
+// shows it with no parent). The caller holds mu for reading.
+func (f *FSM) visible(k key) (r *rec, orphan, ok bool) {
+	r, ok = f.st.recs.get(k)
 	if !ok {
 		return nil, false, false
 	}
 	if p := f.pend; p != nil {
-		if _, gone := p.doomed[hash]; gone {
+		if _, gone := p.doomed[k]; gone {
 			return nil, false, false
 		}
-		if _, o := p.orphans[hash]; o && t.Parent != "" {
-			return t, true, true
+		if _, o := p.orphans[k]; o && r.hasParent() {
+			return r, true, true
 		}
 	}
-	return t, false, true
+	return r, false, true
 }
 
-// visibleCopy is visible as a copy for the caller.
-func (f *FSM) visibleCopy(hash string) (Token, bool) {
-	t, orphan, ok := f.visible(hash)
+// visibleCopy is visible as a Token copy for the caller; hash is k as the
+// caller has it ("" when it has not).
+func (f *FSM) visibleCopy(k key, hash string) (Token, bool) {
+	r, orphan, ok := f.visible(k)
 	if !ok {
 		return Token{}, false
 	}
+	t := recToken(r, f.st.recs.shapes, f.st.recs.longAcc, hash)
 	c := t.clone()
 	if orphan {
 		c.Parent = ""
@@ -114,16 +116,16 @@ func (f *FSM) visibleCopy(hash string) (Token, bool) {
 // applied): the token and every ancestor visible, not exhausted, not
 // expired at now. Bounded by the number of stored tokens, like validAt. The
 // caller holds mu for reading.
-func (f *FSM) validVisible(hash string, now int64) bool {
-	t, orphan, ok := f.visible(hash)
-	for steps := 0; ok && steps <= len(f.st.tokens); steps++ {
-		if t.NumUses < 0 || t.ExpiredAt(now) {
+func (f *FSM) validVisible(k key, now int64) bool {
+	r, orphan, ok := f.visible(k)
+	for steps := 0; ok && steps <= f.st.recs.len(); steps++ {
+		if r.numUses < 0 || r.expiredAt(now) {
 			return false
 		}
-		if t.Parent == "" || orphan {
+		if !r.hasParent() || orphan {
 			return true
 		}
-		t, orphan, ok = f.visible(t.Parent)
+		r, orphan, ok = f.visible(r.parent)
 	}
 	return false
 }
@@ -211,46 +213,55 @@ func (f *FSM) LastApplied() uint64 {
 
 // Token implements Reader.
 func (f *FSM) Token(hash string) (Token, bool) {
+	k, ok := keyOf(hash)
+	if !ok {
+		return Token{}, false
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.visibleCopy(hash)
+	return f.visibleCopy(k, hash)
 }
 
 // TokenByAccessor implements Reader.
 func (f *FSM) TokenByAccessor(accessor string) (Token, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	hash, ok := f.st.accessors[accessor]
+	k, ok := f.st.accessors.get(accessor)
 	if !ok {
 		return Token{}, false
 	}
-	return f.visibleCopy(hash)
+	// Not accessor itself: a corrupt index entry may name another token.
+	return f.visibleCopy(k, "")
 }
 
 // Valid implements Reader: the token is stored, not exhausted, not expired
 // at now, and neither is any ancestor. The ancestor walk is iterative and
 // cycle-safe; its cost is the token's depth.
 func (f *FSM) Valid(hash string, now int64) (Token, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if !f.validVisible(hash, now) {
+	k, ok := keyOf(hash)
+	if !ok {
 		return Token{}, false
 	}
-	return f.visibleCopy(hash)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if !f.validVisible(k, now) {
+		return Token{}, false
+	}
+	return f.visibleCopy(k, hash)
 }
 
 // Accessors implements Reader.
 func (f *FSM) Accessors() []string {
 	f.mu.RLock()
-	out := make([]string, 0, len(f.st.accessors))
-	for a, hash := range f.st.accessors {
+	out := make([]string, 0, f.st.accessors.len())
+	f.st.accessors.each(func(a string, k key) {
 		if f.pend != nil {
-			if _, gone := f.pend.doomed[hash]; gone {
-				continue
+			if _, gone := f.pend.doomed[k]; gone {
+				return
 			}
 		}
 		out = append(out, a)
-	}
+	})
 	f.mu.RUnlock()
 	slices.Sort(out)
 	return out
@@ -258,20 +269,26 @@ func (f *FSM) Accessors() []string {
 
 // Children implements Reader.
 func (f *FSM) Children(hash string) []string {
+	k, ok := keyOf(hash)
+	if !ok {
+		return nil
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := f.st.sortedChildren(hash)
-	if p := f.pend; p != nil && len(p.doomed) != 0 {
-		if _, gone := p.doomed[hash]; gone {
+	p := f.pend
+	if p != nil {
+		if _, gone := p.doomed[k]; gone {
 			return nil
 		}
-		out = slices.DeleteFunc(out, func(c string) bool {
-			_, gone := p.doomed[c]
-			return gone
-		})
-		if len(out) == 0 {
-			return nil
+	}
+	var out []string
+	for _, c := range f.st.sortedChildren(k) {
+		if p != nil {
+			if _, gone := p.doomed[c]; gone {
+				continue
+			}
 		}
+		out = append(out, c.String())
 	}
 	return out
 }
@@ -319,7 +336,7 @@ func (f *FSM) Len() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.pend != nil {
-		return len(f.st.tokens) - f.pend.left
+		return f.st.tokenCount() - f.pend.left
 	}
-	return len(f.st.tokens)
+	return f.st.tokenCount()
 }

@@ -108,6 +108,16 @@ func insertWide(f *FSM, prefix string, parent string, n int) {
 	}
 }
 
+// tokenMap returns every stored token by hash (test helper).
+func (s *state) tokenMap() map[string]Token {
+	out := make(map[string]Token, s.tokenCount())
+	s.recs.each(func(r *rec) bool {
+		out[r.hash.String()] = s.recs.token(r)
+		return true
+	})
+	return out
+}
+
 // checkInvariants verifies that the indexes agree with the primary state and
 // that the token tree is well formed (every parent stored, no cycle, no
 // exhausted token left behind).
@@ -115,60 +125,66 @@ func checkInvariants(f *FSM) error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	s := f.st
+	if err := checkStore(s.recs); err != nil {
+		return err
+	}
+	tokens := s.tokenMap()
 	expiring := 0
-	for hash, t := range s.tokens {
-		if t.Hash != hash {
-			return fmt.Errorf("token under %s has hash %s", shortHash(hash), shortHash(t.Hash))
-		}
-		if s.accessors[t.Accessor] != hash {
+	for hash, t := range tokens {
+		k, _ := keyOf(hash)
+		if !s.accessors.is(t.Accessor, k) {
 			return fmt.Errorf("accessor %s does not map to its token", t.Accessor)
 		}
 		if t.NumUses < 0 {
 			return fmt.Errorf("exhausted token %s still stored", t.Accessor)
 		}
 		if t.Parent != "" {
-			if _, ok := s.tokens[t.Parent]; !ok {
+			if _, ok := tokens[t.Parent]; !ok {
 				return fmt.Errorf("token %s outlives its parent", t.Accessor)
 			}
-			if _, ok := s.children[t.Parent][hash]; !ok {
+			p, _ := keyOf(t.Parent)
+			if _, ok := s.children[p][k]; !ok {
 				return fmt.Errorf("token %s missing from its parent's children", t.Accessor)
 			}
 		}
 		if t.ExpireTime != 0 {
 			expiring++
-			if !s.expiry.Has(expiryItem{t.ExpireTime, hash}) {
+			if !s.expiry.Has(expiryItem{t.ExpireTime, k}) {
 				return fmt.Errorf("token %s missing from expiry index", t.Accessor)
 			}
 		}
 	}
-	if len(s.accessors) != len(s.tokens) {
-		return fmt.Errorf("%d accessors for %d tokens", len(s.accessors), len(s.tokens))
+	if s.accessors.len() != len(tokens) {
+		return fmt.Errorf("%d accessors for %d tokens", s.accessors.len(), len(tokens))
 	}
-	for a, hash := range s.accessors {
-		if t, ok := s.tokens[hash]; !ok || t.Accessor != a {
-			return fmt.Errorf("accessor %s maps to a missing or different token", a)
+	var bad error
+	s.accessors.each(func(a string, k key) {
+		if t, ok := tokens[k.String()]; !ok || t.Accessor != a {
+			bad = fmt.Errorf("accessor %s maps to a missing or different token", a)
 		}
+	})
+	if bad != nil {
+		return bad
 	}
 	for p, set := range s.children {
 		if len(set) == 0 {
-			return fmt.Errorf("empty children set for %s", shortHash(p))
+			return fmt.Errorf("empty children set for %s", short(p))
 		}
-		if _, ok := s.tokens[p]; !ok {
-			return fmt.Errorf("children index for missing parent %s", shortHash(p))
+		if _, ok := tokens[p.String()]; !ok {
+			return fmt.Errorf("children index for missing parent %s", short(p))
 		}
 		for c := range set {
-			if t, ok := s.tokens[c]; !ok || t.Parent != p {
-				return fmt.Errorf("stale child %s of %s", shortHash(c), shortHash(p))
+			if t, ok := tokens[c.String()]; !ok || t.Parent != p.String() {
+				return fmt.Errorf("stale child %s of %s", short(c), short(p))
 			}
 		}
 	}
 	if s.expiry.Len() != expiring {
 		return fmt.Errorf("expiry index has %d entries for %d expiring tokens", s.expiry.Len(), expiring)
 	}
-	var bad error
 	s.expiry.Ascend(func(it expiryItem) bool {
-		if t, ok := s.tokens[it.hash]; !ok || t.ExpireTime != it.at {
-			bad = fmt.Errorf("stale expiry entry for %s", shortHash(it.hash))
+		if t, ok := tokens[it.hash.String()]; !ok || t.ExpireTime != it.at {
+			bad = fmt.Errorf("stale expiry entry for %s", short(it.hash))
 			return false
 		}
 		return true
@@ -193,16 +209,81 @@ func checkInvariants(f *FSM) error {
 	return nil
 }
 
+// checkStore verifies the record store's own bookkeeping: every slot is
+// live and in slots under its own hash, or on the free list, never both;
+// shape reference counts equal the recs naming each shape; the shape table
+// finds every live shape under its key; long accessors exist exactly for
+// the recs that need them.
+func checkStore(rs *records) error {
+	total := len(rs.chunks) * chunkRecs
+	use := make([]int, total) // 0 unused, 1 live, 2 free
+	for k, i := range rs.slots {
+		r := rs.at(i)
+		if r.flags&recLive == 0 || r.hash != k {
+			return fmt.Errorf("slot %d for %s holds %s (live %v)", i, short(k), short(r.hash), r.flags&recLive != 0)
+		}
+		use[i] = 1
+	}
+	for _, i := range rs.free {
+		if use[i] != 0 || rs.at(i).flags&recLive != 0 {
+			return fmt.Errorf("free slot %d is in use or listed twice", i)
+		}
+		use[i] = 2
+	}
+	if used := len(rs.slots) + len(rs.free); used > total || (total > 0 && used <= total-chunkRecs) {
+		return fmt.Errorf("%d slots used in %d chunks", used, len(rs.chunks))
+	}
+	refs := make([]int32, len(rs.shapes))
+	long := 0
+	var bad error
+	rs.each(func(r *rec) bool {
+		refs[r.shape]++
+		if r.accLen == accLong {
+			long++
+			if _, ok := rs.longAcc[r.hash]; !ok {
+				bad = fmt.Errorf("long accessor of %s missing", short(r.hash))
+				return false
+			}
+		}
+		return true
+	})
+	if bad != nil {
+		return bad
+	}
+	if long != len(rs.longAcc) {
+		return fmt.Errorf("%d long accessors stored for %d recs", len(rs.longAcc), long)
+	}
+	live := 0
+	for id, sh := range rs.shapes {
+		if refs[id] != rs.shapeRefs[id] {
+			return fmt.Errorf("shape %d: %d refs counted, %d recorded", id, refs[id], rs.shapeRefs[id])
+		}
+		if sh == nil {
+			continue
+		}
+		live++
+		if got, ok := rs.shapeIDs[sh.key]; !ok || got != uint32(id) {
+			return fmt.Errorf("shape %d not found under its key", id)
+		}
+	}
+	if live != len(rs.shapeIDs) || live+len(rs.freeShapes) != len(rs.shapes) {
+		return fmt.Errorf("%d live shapes, %d keys, %d free of %d", live, len(rs.shapeIDs), len(rs.freeShapes), len(rs.shapes))
+	}
+	return nil
+}
+
 // checkPathIndex verifies that the path index holds exactly the tokens with
 // a creation path.
 func checkPathIndex(s *state) error {
+	tokens := s.tokenMap()
 	withPath := 0
-	for hash, t := range s.tokens {
+	for hash, t := range tokens {
 		if t.Path == "" {
 			continue
 		}
 		withPath++
-		if !s.paths.Has(pathItem{t.Path, hash}) {
+		k, _ := keyOf(hash)
+		if !s.paths.Has(pathItem{t.Path, k}) {
 			return fmt.Errorf("token %s missing from path index", t.Accessor)
 		}
 	}
@@ -211,8 +292,8 @@ func checkPathIndex(s *state) error {
 	}
 	var bad error
 	s.paths.Ascend(func(it pathItem) bool {
-		if t, ok := s.tokens[it.hash]; !ok || t.Path != it.path {
-			bad = fmt.Errorf("stale path entry for %s", shortHash(it.hash))
+		if t, ok := tokens[it.hash.String()]; !ok || t.Path != it.path {
+			bad = fmt.Errorf("stale path entry for %s", short(it.hash))
 			return false
 		}
 		return true

@@ -13,20 +13,20 @@ import (
 // equal path strings, which made removing 100,000 tokens from a one-btree
 // index cost a third of a large revoke.
 type pathIndex struct {
-	byPath map[string]map[string]struct{} // path → hashes (never an empty set)
-	sorted *btree.BTreeG[string]          // the keys of byPath
+	byPath map[string]map[key]struct{} // path → hashes (never an empty set)
+	sorted *btree.BTreeG[string]       // the keys of byPath
 	n      int
 }
 
 func newPathIndex() *pathIndex {
-	return &pathIndex{byPath: make(map[string]map[string]struct{}), sorted: btree.NewG(8, func(a, b string) bool { return a < b })}
+	return &pathIndex{byPath: make(map[string]map[key]struct{}), sorted: btree.NewG(8, func(a, b string) bool { return a < b })}
 }
 
 // ReplaceOrInsert adds an entry (a no-op when present).
 func (p *pathIndex) ReplaceOrInsert(it pathItem) {
 	set := p.byPath[it.path]
 	if set == nil {
-		set = make(map[string]struct{})
+		set = make(map[key]struct{})
 		p.byPath[it.path] = set
 		p.sorted.ReplaceOrInsert(it.path)
 	}
@@ -40,7 +40,7 @@ func (p *pathIndex) ReplaceOrInsert(it pathItem) {
 // knows the counts up front). It adds no entry.
 func (p *pathIndex) reserve(path string, n int) {
 	if _, ok := p.byPath[path]; !ok && n > 0 {
-		p.byPath[path] = make(map[string]struct{}, n)
+		p.byPath[path] = make(map[key]struct{}, n)
 		p.sorted.ReplaceOrInsert(path)
 	}
 }
@@ -87,12 +87,12 @@ func (p *pathIndex) AscendRange(lo, hi pathItem, fn func(pathItem) bool) {
 	})
 }
 
-func ascendSet(path string, set map[string]struct{}, fn func(pathItem) bool) bool {
-	hashes := make([]string, 0, len(set))
+func ascendSet(path string, set map[key]struct{}, fn func(pathItem) bool) bool {
+	hashes := make([]key, 0, len(set))
 	for h := range set {
 		hashes = append(hashes, h)
 	}
-	slices.Sort(hashes)
+	slices.SortFunc(hashes, compareKeys)
 	for _, h := range hashes {
 		if !fn(pathItem{path, h}) {
 			return false

@@ -21,14 +21,14 @@ func pathMatches(path, prefix string) bool {
 // (trimmed), in path-index order. Two range scans of the sorted path index:
 // the exact path, then [prefix+"/", prefix+"0") ('0' follows '/'), so the
 // cost is O(log n + matches), never a full scan.
-func (s *state) underPrefix(prefix string) []string {
-	var out []string
+func (s *state) underPrefix(prefix string) []key {
+	var out []key
 	collect := func(it pathItem) bool {
 		out = append(out, it.hash)
 		return true
 	}
-	s.paths.AscendRange(pathItem{prefix, ""}, pathItem{prefix + "\x00", ""}, collect)
-	s.paths.AscendRange(pathItem{prefix + "/", ""}, pathItem{prefix + "0", ""}, collect)
+	s.paths.AscendRange(pathItem{path: prefix}, pathItem{path: prefix + "\x00"}, collect)
+	s.paths.AscendRange(pathItem{path: prefix + "/"}, pathItem{path: prefix + "0"}, collect)
 	return out
 }
 

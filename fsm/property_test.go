@@ -82,7 +82,7 @@ func genCommand(t *rapid.T) Command {
 		if rapid.IntRange(0, 2).Draw(t, "prune") == 0 {
 			return PruneBatchKeys{Before: now}
 		}
-		k := key(byte(rapid.IntRange('a', 'c').Draw(t, "key_byte")))
+		k := keyBytes(byte(rapid.IntRange('a', 'c').Draw(t, "key_byte")))
 		if rapid.IntRange(0, 9).Draw(t, "short_key") == 0 {
 			k = k[:16]
 		}
@@ -112,11 +112,11 @@ func (f *FSM) prefixDoomed(prefix string) []string {
 	prefix = trimPrefix(prefix)
 	seen := map[string]bool{}
 	var out []string
-	for h, t := range f.st.tokens {
+	for h, t := range f.st.tokenMap() {
 		if !pathMatches(t.Path, prefix) {
 			continue
 		}
-		for _, d := range f.st.subtree(h) {
+		for _, d := range f.subtreeLocked(h) {
 			if !seen[d] {
 				seen[d] = true
 				out = append(out, d)
@@ -215,7 +215,20 @@ func TestPropertyRandomCommands(t *testing.T) {
 func (f *FSM) subtreeOf(hash string) []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.st.subtree(hash)
+	return f.subtreeLocked(hash)
+}
+
+// subtreeLocked is subtreeOf; the caller holds mu.
+func (f *FSM) subtreeLocked(hash string) []string {
+	k, ok := keyOf(hash)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, d := range f.st.subtree(k) {
+		out = append(out, d.String())
+	}
+	return out
 }
 
 // checkIssue3Effects checks what one applied policy, role, keyring, prefix or
@@ -357,5 +370,5 @@ func TestPropertyTidyRepairs(t *testing.T) {
 func (f *FSM) allHashes() []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return slices.Sorted(maps.Keys(f.st.tokens))
+	return slices.Sorted(maps.Keys(f.st.tokenMap()))
 }

@@ -23,8 +23,9 @@ const (
 )
 
 // Snapshot is a point-in-time copy of the state, taken quickly under the
-// FSM's writer lock (it copies pointers to immutable token records) and
-// written later, outside any lock, by WriteTo.
+// FSM's writer lock (a frozen view of the copy-on-write token store and
+// pointers to the other, immutable records) and written later, outside any
+// lock, by WriteTo.
 //
 // Every version starts with a JSON header line {"format","version",
 // "applied_index"}. Version 1 (JSON lines) is described in snapshot_v1.go;
@@ -51,7 +52,8 @@ type Snapshot struct {
 	initialized  bool
 	clusterID    string
 	indexKey     []byte
-	tokens       []*Token
+	recs         frozenRecords
+	tokens       []*rec // recs in hash order, filled by sortRecords
 	policies     []*policyRecord
 	roles        []*Role
 	batchKeys    []*BatchKey
@@ -132,16 +134,13 @@ func (f *FSM) snapshotLocked() *Snapshot {
 		initialized: f.st.initialized,
 		clusterID:   f.st.clusterID,
 		indexKey:    slices.Clone(f.st.indexKey),
-		tokens:      make([]*Token, 0, len(f.st.tokens)),
+		recs:        f.st.recs.freeze(),
 
 		batchPrimary: f.st.batchPrimary,
 		gossipKeys:   f.st.gossipKeys,
 		removedPeers: f.st.removedPeers,
 	}
-	for _, t := range f.st.tokens {
-		s.tokens = append(s.tokens, t)
-	}
-	// The records are immutable: copying pointers is a point-in-time copy.
+	// These records are immutable: copying pointers is a point-in-time copy.
 	for _, p := range f.st.policies {
 		s.policies = append(s.policies, p)
 	}
@@ -158,14 +157,14 @@ func (f *FSM) snapshotLocked() *Snapshot {
 func (s *Snapshot) AppliedIndex() uint64 { return s.applied }
 
 // Len is the number of tokens in the snapshot.
-func (s *Snapshot) Len() int { return len(s.tokens) }
+func (s *Snapshot) Len() int { return s.recs.n }
 
 // WriteTo writes the snapshot stream (version 2) to w. It may be called
 // more than once.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	hdr, err := json.Marshal(snapHeader{Format: SnapshotFormat, Version: SnapshotVersion, AppliedIndex: s.applied, Tokens: len(s.tokens)})
+	hdr, err := json.Marshal(snapHeader{Format: SnapshotFormat, Version: SnapshotVersion, AppliedIndex: s.applied, Tokens: s.recs.n})
 	if err != nil {
 		return 0, err
 	}
@@ -181,39 +180,11 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 // sortRecords puts every kind in key order (once per snapshot).
 func (s *Snapshot) sortRecords() {
 	s.sortOnce.Do(func() {
-		sortTokens(s.tokens)
+		s.tokens = s.recs.sorted()
 		slices.SortFunc(s.policies, func(a, b *policyRecord) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.roles, func(a, b *Role) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortFunc(s.batchKeys, func(a, b *BatchKey) int { return cmp.Compare(a.ID, b.ID) })
 	})
-}
-
-// sortTokens sorts ts by hash. Comparing records directly follows two
-// pointers per comparison (record, then hash bytes), a cache miss each at
-// a million tokens; instead each record is paired with its hash's first 8
-// bytes as a big-endian integer (the same order as the bytes), and the
-// pairs are sorted by that key, comparing whole hashes only on a tie
-// (hashes are uniform: about a hundred ties in a million).
-func sortTokens(ts []*Token) {
-	type keyed struct {
-		key uint64
-		t   *Token
-	}
-	ks := make([]keyed, len(ts))
-	for i, t := range ts {
-		var b [8]byte
-		copy(b[:], t.Hash)
-		ks[i] = keyed{binary.BigEndian.Uint64(b[:]), t}
-	}
-	slices.SortFunc(ks, func(a, b keyed) int {
-		if c := cmp.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.t.Hash, b.t.Hash)
-	})
-	for i, k := range ks {
-		ts[i] = k.t
-	}
 }
 
 // Version-2 record kinds (the first byte of each frame).
@@ -275,8 +246,9 @@ func (s *Snapshot) writeBody(w *bufio.Writer) error {
 		}
 	}
 	var buf []byte
-	for _, t := range s.tokens {
-		buf = appendToken(buf[:0], t)
+	for _, r := range s.tokens {
+		t := s.recs.token(r)
+		buf = appendToken(buf[:0], &t)
 		frame(frameToken, buf)
 	}
 	n := len(s.tokens)
@@ -374,9 +346,6 @@ type restorer struct {
 	st      *state
 	n       int // records so far
 	sawMeta bool
-	// order lists the tokens in stream order: end walks it (a slice walk)
-	// to link parents and build the indexes, rather than the token map.
-	order []*Token
 	// perPath counts the tokens of each creation path, to size the path
 	// index's sets before they are filled.
 	perPath map[string]int
@@ -389,15 +358,8 @@ type restorer struct {
 const maxSizeHint = 1 << 20
 
 func newRestorer(tokens int) *restorer {
-	st := newState()
-	rs := &restorer{st: st, perPath: make(map[string]int)}
-	if tokens > 0 {
-		tokens = min(tokens, maxSizeHint)
-		st.tokens = make(map[string]*Token, tokens)
-		st.accessors = make(map[string]string, tokens)
-		rs.order = make([]*Token, 0, tokens)
-	}
-	return rs
+	tokens = min(max(tokens, 0), maxSizeHint)
+	return &restorer{st: newStateSized(tokens), perPath: make(map[string]int)}
 }
 
 func (rs *restorer) meta(rec *snapRecord) error {
@@ -461,11 +423,8 @@ func (rs *restorer) batchKey(k *BatchKey) error {
 	return nil
 }
 
-// token stores one token record; decoded says it came from a tokenDecoder
-// (its strings are shared already). Uniqueness is checked by the inserts
-// themselves (a map that does not grow already held the key): a restore
-// does one lookup per map and token, not two.
-func (rs *restorer) token(t *Token, decoded bool) error {
+// token stores one token record (t is not retained).
+func (rs *restorer) token(t *Token) error {
 	if !rs.sawMeta {
 		return badSnapshot("record %d: token before meta", rs.n)
 	}
@@ -475,20 +434,17 @@ func (rs *restorer) token(t *Token, decoded bool) error {
 	if err := checkTokenFields("restore", t); err != nil {
 		return badSnapshot("record %d: %v", rs.n, err)
 	}
-	st := rs.st
-	if !decoded {
-		st.internToken(t)
+	if t.Parent != "" && !validHash(t.Parent) {
+		return badSnapshot("record %d: token %s: parent not in snapshot", rs.n, shortHash(t.Hash))
 	}
-	n := len(st.tokens)
-	st.tokens[t.Hash] = t
-	if len(st.tokens) == n {
+	st := rs.st
+	k, _ := keyOf(t.Hash)
+	if !st.recs.putNew(k, t) {
 		return badSnapshot("record %d: restore %s: %v", rs.n, shortHash(t.Hash), ErrTokenExists)
 	}
-	st.accessors[t.Accessor] = t.Hash
-	if len(st.accessors) == n {
+	if !st.accessors.setNew(t.Accessor, k) {
 		return badSnapshot("record %d: restore %s: %v", rs.n, t.Accessor, ErrAccessorExists)
 	}
-	rs.order = append(rs.order, t)
 	if t.Path != "" {
 		rs.perPath[t.Path]++
 	}
@@ -498,8 +454,8 @@ func (rs *restorer) token(t *Token, decoded bool) error {
 // end checks the end record; the caller checks that nothing follows it.
 func (rs *restorer) end(rec *snapRecord) error {
 	st := rs.st
-	if !rs.sawMeta || rec.Count == nil || *rec.Count != len(st.tokens) {
-		return badSnapshot("record %d: end record does not match %d tokens", rs.n, len(st.tokens))
+	if !rs.sawMeta || rec.Count == nil || *rec.Count != st.tokenCount() {
+		return badSnapshot("record %d: end record does not match %d tokens", rs.n, st.tokenCount())
 	}
 	if !countIs(rec.Policies, len(st.policies)) || !countIs(rec.Roles, len(st.roles)) || !countIs(rec.BatchKeys, len(st.batchKeys)) {
 		return badSnapshot("record %d: end record does not match %d policies, %d roles, %d batch keys",
@@ -508,7 +464,7 @@ func (rs *restorer) end(rec *snapRecord) error {
 	if _, ok := st.batchKeys[st.batchPrimary]; ok != (st.batchPrimary != 0) || (st.batchPrimary == 0 && len(st.batchKeys) != 0) {
 		return badSnapshot("batch key primary %d does not match the keyring", st.batchPrimary)
 	}
-	return st.indexRestored(rs.order, rs.perPath)
+	return st.indexRestored(rs.perPath)
 }
 
 // readV2Paused is readV2 with the garbage collector paused: a version-2
@@ -521,7 +477,7 @@ func (rs *restorer) readV2Paused(br *bufio.Reader) error {
 // readV2 reads the framed records of version 2.
 func (rs *restorer) readV2(br *bufio.Reader) error {
 	var body []byte
-	dec := &tokenDecoder{strs: make(map[string]string), st: rs.st}
+	dec := &tokenDecoder{strs: make(map[string]string)}
 	for ; ; rs.n++ {
 		kind, err := br.ReadByte()
 		if err != nil {
@@ -544,7 +500,7 @@ func (rs *restorer) readV2(br *bufio.Reader) error {
 				// Secrecy: no body bytes in the error.
 				return badSnapshot("record %d does not decode", rs.n)
 			}
-			if err := rs.token(t, true); err != nil {
+			if err := rs.token(t); err != nil {
 				return err
 			}
 			continue
@@ -580,66 +536,54 @@ func (rs *restorer) readV2(br *bufio.Reader) error {
 }
 
 // checkTree verifies that every parent exists and that parent links form no
-// cycle (Apply can never create either; a snapshot might carry them), and
-// makes every child share its parent's hash string (see intern.go). Restore
-// does the same in indexRestored; the tests check live states with it.
+// cycle (Apply can never create either; a snapshot might carry them).
+// Restore does the same in indexRestored; the tests check live states with
+// it.
 func (s *state) checkTree() error {
-	all := make([]*Token, 0, len(s.tokens))
-	for _, t := range s.tokens {
-		all = append(all, t)
-	}
-	deep, err := s.linkParents(all)
+	// Only a token whose parent has a parent can be on a cycle.
+	var deep []key
+	var err error
+	s.recs.each(func(r *rec) bool {
+		if !r.hasParent() {
+			return true
+		}
+		p, ok := s.recs.get(r.parent)
+		if !ok {
+			err = badSnapshot("token %s: parent not in snapshot", short(r.hash))
+			return false
+		}
+		if p.hasParent() {
+			deep = append(deep, r.hash)
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}
 	return s.checkCycles(deep)
 }
 
-// linkParents checks that the parent of every token in list is stored and
-// makes the child share its parent's hash string (a parent may come after
-// its child in hash order, so the decoder could not). It returns the tokens
-// whose parent has a parent: only those can be on a cycle. list's records
-// are not published yet (or, in tests, the string is the same).
-func (s *state) linkParents(list []*Token) ([]*Token, error) {
-	var deep []*Token
-	for _, t := range list {
-		if t.Parent == "" {
-			continue
-		}
-		p, ok := s.tokens[t.Parent]
-		if !ok {
-			return nil, badSnapshot("token %s: parent not in snapshot", shortHash(t.Hash))
-		}
-		t.Parent = p.Hash
-		if p.Parent != "" {
-			deep = append(deep, t)
-		}
-	}
-	return deep, nil
-}
-
-// checkCycles reports a parent cycle through any token of deep (see
-// linkParents).
-func (s *state) checkCycles(deep []*Token) error {
+// checkCycles reports a parent cycle through any token of deep.
+func (s *state) checkCycles(deep []key) error {
 	const (
 		walking = 1
 		done    = 2
 	)
-	mark := make(map[string]uint8, len(deep))
-	var path []string
-	for _, t := range deep {
+	mark := make(map[key]uint8, len(deep))
+	var path []key
+	for _, k := range deep {
 		path = path[:0]
-		for cur := t.Hash; mark[cur] != done; {
+		for cur := k; mark[cur] != done; {
 			if mark[cur] == walking {
-				return badSnapshot("token %s: parent cycle", shortHash(cur))
+				return badSnapshot("token %s: parent cycle", short(cur))
 			}
 			mark[cur] = walking
 			path = append(path, cur)
-			p := s.tokens[cur].Parent
-			if p == "" {
+			r, ok := s.recs.get(cur)
+			if !ok || !r.hasParent() {
 				break
 			}
-			cur = p
+			cur = r.parent
 		}
 		for _, x := range path {
 			mark[x] = done

@@ -136,7 +136,7 @@ func TestSnapshotRestoreFullRoundTrip(t *testing.T) {
 	if r, _ := g.Role("plain"); r.AllowedPolicies == nil {
 		t.Fatal("empty list restored as nil")
 	}
-	if p, keys := g.BatchKeys(); p != 2 || !bytes.Equal(keys[1], key('a')) || !bytes.Equal(keys[2], key('b')) {
+	if p, keys := g.BatchKeys(); p != 2 || !bytes.Equal(keys[1], keyBytes('a')) || !bytes.Equal(keys[2], keyBytes('b')) {
 		t.Fatalf("keyring %d %v", p, keys)
 	}
 	if ring := g.BatchKeyring(); ring[0].RetiredAt != t0+sec {

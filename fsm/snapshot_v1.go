@@ -46,7 +46,7 @@ func (rs *restorer) readV1(br *bufio.Reader) error {
 		case recordBatchKey:
 			err = rs.batchKey(rec.BatchKey)
 		case recordToken:
-			err = rs.token(rec.Token, false)
+			err = rs.token(rec.Token)
 		case recordEnd:
 			if err := rs.end(&rec); err != nil {
 				return err

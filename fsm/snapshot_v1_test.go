@@ -38,8 +38,9 @@ func snapshotBytesV1(tb fataler, f *FSM) []byte {
 	for _, k := range s.batchKeys {
 		write(snapRecord{Kind: recordBatchKey, BatchKey: k})
 	}
-	for _, t := range s.tokens {
-		write(snapRecord{Kind: recordToken, Token: t})
+	for _, r := range s.tokens {
+		t := s.recs.token(r)
+		write(snapRecord{Kind: recordToken, Token: &t})
 	}
 	n := len(s.tokens)
 	write(snapRecord{Kind: recordEnd, Count: &n,

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -152,24 +153,32 @@ func TestRestoreV1AndV2Agree(t *testing.T) {
 	}
 }
 
-// TestSortTokensOrdersByHash: sortTokens is the hash order for any strings,
-// including prefixes shorter than its 8-byte key and ties on the key.
-func TestSortTokensOrdersByHash(t *testing.T) {
-	hashes := []string{"", "a", "a\x00", "aaaaaaaa", "aaaaaaaab", "aaaaaaaaa", "b", "\xff", "aaaaaaa",
-		h("x"), h("y"), h("z"), h("x")[:8] + "0", h("x")[:8] + "f"}
-	for i := 0; i < 200; i++ {
+// TestSnapshotSortsByHash: a snapshot lists its tokens in hash order,
+// including hashes that tie on the 8-byte prefix the sort keys on.
+func TestSnapshotSortsByHash(t *testing.T) {
+	var hashes []string
+	for i := 0; i < 300; i++ {
 		hashes = append(hashes, h(fmt.Sprint(i)))
 	}
-	ts := make([]*Token, len(hashes))
-	for i, s := range hashes {
-		ts[len(hashes)-1-i] = &Token{Hash: s}
+	for _, tail := range []string{"0", "1", "f", "e", "7"} {
+		hashes = append(hashes, h("x")[:16]+strings.Repeat(tail, 48))
 	}
-	sortTokens(ts)
+	f := New()
+	for i := len(hashes) - 1; i >= 0; i-- {
+		tk := tok(fmt.Sprint("s", i), "")
+		tk.Hash = hashes[i]
+		f.st.insert(&tk)
+	}
+	s, _ := f.Snapshot()
+	s.sortRecords()
 	want := slices.Clone(hashes)
 	slices.Sort(want)
-	for i, tk := range ts {
-		if tk.Hash != want[i] {
-			t.Fatalf("position %d: %q, want %q", i, tk.Hash, want[i])
+	if len(s.tokens) != len(want) {
+		t.Fatalf("%d tokens in the snapshot, want %d", len(s.tokens), len(want))
+	}
+	for i, r := range s.tokens {
+		if got := r.hash.String(); got != want[i] {
+			t.Fatalf("position %d: %s, want %s", i, got, want[i])
 		}
 	}
 }

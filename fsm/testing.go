@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 )
 
@@ -49,54 +48,55 @@ func CorruptIndexForTest(f *FSM, kind, hash string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.st
-	t, ok := s.tokens[hash]
+	k, ok := keyOf(hash)
+	var r *rec
+	if ok {
+		r, ok = s.recs.get(k)
+	}
 	if !ok {
 		return fmt.Errorf("corrupt %s: %w", kind, ErrTokenNotFound)
 	}
-	sum := sha256.Sum256([]byte("corrupt-index-for-test:" + hash))
-	nobody := hex.EncodeToString(sum[:])
+	t := s.recs.token(r)
+	nobody := key(sha256.Sum256([]byte("corrupt-index-for-test:" + hash)))
 	switch kind {
 	case CorruptAccessorMissing:
-		delete(s.accessors, t.Accessor)
+		s.accessors.del(t.Accessor)
 	case CorruptAccessorDangling:
-		s.accessors[t.Accessor+"-dangling"] = nobody
+		s.accessors.set(t.Accessor+"-dangling", nobody)
 	case CorruptAccessorMismatched:
-		s.accessors[t.Accessor+"-mismatched"] = hash
+		s.accessors.set(t.Accessor+"-mismatched", k)
 	case CorruptChildrenMissing, CorruptParentMissing:
-		if t.Parent == "" {
+		if !r.hasParent() {
 			return fmt.Errorf("corrupt %s: token %s has no parent: %w", kind, t.Accessor, ErrInvalidCommand)
 		}
 		if kind == CorruptParentMissing {
-			delete(s.tokens, t.Parent)
+			s.recs.del(r.parent)
 			break
 		}
-		delete(s.children[t.Parent], hash)
-		if len(s.children[t.Parent]) == 0 {
-			delete(s.children, t.Parent)
+		delete(s.children[r.parent], k)
+		if len(s.children[r.parent]) == 0 {
+			delete(s.children, r.parent)
 		}
 	case CorruptChildrenDangling, CorruptChildrenMismatched:
 		child := nobody
 		if kind == CorruptChildrenMismatched {
-			child = hash
+			child = k
 		}
-		if s.children[hash] == nil {
-			s.children[hash] = make(map[string]struct{})
-		}
-		s.children[hash][child] = struct{}{}
+		s.indexChild(k, child)
 	case CorruptExpiryMissing:
 		if t.ExpireTime == 0 {
 			return fmt.Errorf("corrupt %s: token %s does not expire: %w", kind, t.Accessor, ErrInvalidCommand)
 		}
-		s.expiry.Delete(expiryItem{t.ExpireTime, hash})
+		s.expiry.Delete(expiryItem{t.ExpireTime, k})
 	case CorruptExpiryExtra:
-		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime + 1, hash})
+		s.expiry.ReplaceOrInsert(expiryItem{t.ExpireTime + 1, k})
 	case CorruptPathMissing:
 		if t.Path == "" {
 			return fmt.Errorf("corrupt %s: token %s has no path: %w", kind, t.Accessor, ErrInvalidCommand)
 		}
-		s.paths.Delete(pathItem{t.Path, hash})
+		s.paths.Delete(pathItem{t.Path, k})
 	case CorruptPathExtra:
-		s.paths.ReplaceOrInsert(pathItem{t.Path + "/corrupt", hash})
+		s.paths.ReplaceOrInsert(pathItem{in(t.Path + "/corrupt"), k})
 	default:
 		return fmt.Errorf("corrupt %q: unknown kind: %w", kind, ErrInvalidCommand)
 	}

@@ -7,10 +7,13 @@ import (
 )
 
 // childEntry is one parent → child entry of the children index.
-type childEntry struct{ parent, child string }
+type childEntry struct{ parent, child key }
 
 // accessorEntry is one accessor → hash entry of the accessor index.
-type accessorEntry struct{ accessor, hash string }
+type accessorEntry struct {
+	accessor string
+	hash     key
+}
 
 // tidyPlan is what check found: the report and the exact repairs that make
 // every derived index agree with the primary token map. Applying it is
@@ -20,11 +23,11 @@ type tidyPlan struct {
 	report TidyReport
 	lines  []string
 
-	orphan    []string // tokens whose parent is missing
+	orphan    []key    // tokens whose parent is missing
 	accDel    []string // accessor entries to remove
 	accSet    []accessorEntry
 	childDel  []childEntry
-	emptySets []string
+	emptySets []key
 	childAdd  []childEntry
 	expDel    []expiryItem
 	expAdd    []expiryItem
@@ -38,23 +41,23 @@ func (p *tidyPlan) note(format string, args ...any) {
 
 // tokenName names a token in a repair line: accessor if it has one (not a
 // secret), else the short hash.
-func tokenName(t *Token) string {
-	if t.Accessor != "" {
-		return t.Accessor
+func (s *state) tokenName(r *rec) string {
+	if a := s.recs.accessor(r); a != "" {
+		return a
 	}
-	return shortHash(t.Hash)
+	return short(r.hash)
 }
 
-// effectiveParent is the parent a token has after tidy: its Parent if that
-// token is stored, else "" (it becomes an orphan).
-func (s *state) effectiveParent(t *Token) string {
-	if t.Parent == "" {
-		return ""
+// short is shortHash of a key.
+func short(k key) string { return shortHash(k.String()) }
+
+// effectiveParent is the parent a token has after tidy: its parent if that
+// token is stored, else none (it becomes an orphan).
+func (s *state) effectiveParent(r *rec) (key, bool) {
+	if !r.hasParent() || !s.recs.has(r.parent) {
+		return key{}, false
 	}
-	if _, ok := s.tokens[t.Parent]; !ok {
-		return ""
-	}
-	return t.Parent
+	return r.parent, true
 }
 
 // check walks every index against the primary token map. It reads only.
@@ -62,89 +65,90 @@ func (s *state) effectiveParent(t *Token) string {
 func (s *state) check() *tidyPlan {
 	p := &tidyPlan{}
 	r := &p.report
-	r.Tokens = len(s.tokens)
+	r.Tokens = s.tokenCount()
 
-	for hash, t := range s.tokens {
-		if t.Parent != "" {
-			if _, ok := s.tokens[t.Parent]; !ok {
-				r.Orphaned++
-				p.orphan = append(p.orphan, hash)
-				p.note("token %s: parent %s missing, made an orphan", tokenName(t), shortHash(t.Parent))
-			}
+	s.recs.each(func(t *rec) bool {
+		k := t.hash
+		if t.hasParent() && !s.recs.has(t.parent) {
+			r.Orphaned++
+			p.orphan = append(p.orphan, k)
+			p.note("token %s: parent %s missing, made an orphan", s.tokenName(t), short(t.parent))
 		}
-		if s.accessors[t.Accessor] != hash {
+		if acc := s.recs.accessor(t); !s.accessors.is(acc, k) {
 			r.AccessorsMissing++
-			p.accSet = append(p.accSet, accessorEntry{t.Accessor, hash})
-			p.note("token %s: accessor not indexed, added", tokenName(t))
+			p.accSet = append(p.accSet, accessorEntry{acc, k})
+			p.note("token %s: accessor not indexed, added", s.tokenName(t))
 		}
-		if ep := s.effectiveParent(t); ep != "" {
-			if _, ok := s.children[ep][hash]; !ok {
+		if ep, ok := s.effectiveParent(t); ok {
+			if _, ok := s.children[ep][k]; !ok {
 				r.ChildrenMissing++
-				p.childAdd = append(p.childAdd, childEntry{ep, hash})
-				p.note("token %s: missing from children of %s, added", tokenName(t), shortHash(ep))
+				p.childAdd = append(p.childAdd, childEntry{ep, k})
+				p.note("token %s: missing from children of %s, added", s.tokenName(t), short(ep))
 			}
 		}
-		if t.ExpireTime != 0 && !s.expiry.Has(expiryItem{t.ExpireTime, hash}) {
+		if t.expireTime != 0 && !s.expiry.Has(expiryItem{t.expireTime, k}) {
 			r.ExpiryMissing++
-			p.expAdd = append(p.expAdd, expiryItem{t.ExpireTime, hash})
-			p.note("token %s: missing from expiry index, added", tokenName(t))
+			p.expAdd = append(p.expAdd, expiryItem{t.expireTime, k})
+			p.note("token %s: missing from expiry index, added", s.tokenName(t))
 		}
-		if t.Path != "" && !s.paths.Has(pathItem{t.Path, hash}) {
+		if path := s.recs.shapes[t.shape].path; path != "" && !s.paths.Has(pathItem{path, k}) {
 			r.PathMissing++
-			p.pathAdd = append(p.pathAdd, pathItem{t.Path, hash})
-			p.note("token %s: missing from path index, added", tokenName(t))
+			p.pathAdd = append(p.pathAdd, pathItem{path, k})
+			p.note("token %s: missing from path index, added", s.tokenName(t))
 		}
-	}
+		return true
+	})
 
-	for a, hash := range s.accessors {
-		t, ok := s.tokens[hash]
+	s.accessors.each(func(a string, k key) {
+		t, ok := s.recs.get(k)
 		switch {
 		case !ok:
 			r.AccessorsDangling++
 			p.accDel = append(p.accDel, a)
-			p.note("accessor %s: points at missing token %s, removed", a, shortHash(hash))
-		case t.Accessor != a:
+			p.note("accessor %s: points at missing token %s, removed", a, short(k))
+		case s.recs.accessor(t) != a:
 			r.AccessorsMismatched++
 			p.accDel = append(p.accDel, a)
-			p.note("accessor %s: points at token %s with another accessor, removed", a, tokenName(t))
+			p.note("accessor %s: points at token %s with another accessor, removed", a, s.tokenName(t))
 		}
-	}
+	})
 
 	for parent, set := range s.children {
 		if len(set) == 0 {
 			r.ChildrenDangling++
 			p.emptySets = append(p.emptySets, parent)
-			p.note("children of %s: empty set, removed", shortHash(parent))
+			p.note("children of %s: empty set, removed", short(parent))
 			continue
 		}
 		for c := range set {
-			t, ok := s.tokens[c]
-			switch {
-			case !ok:
+			t, ok := s.recs.get(c)
+			if !ok {
 				r.ChildrenDangling++
 				p.childDel = append(p.childDel, childEntry{parent, c})
-				p.note("children of %s: child %s missing, removed", shortHash(parent), shortHash(c))
-			case s.effectiveParent(t) != parent:
+				p.note("children of %s: child %s missing, removed", short(parent), short(c))
+				continue
+			}
+			if ep, ok := s.effectiveParent(t); !ok || ep != parent {
 				r.ChildrenMismatched++
 				p.childDel = append(p.childDel, childEntry{parent, c})
-				p.note("children of %s: token %s has another or no parent, removed", shortHash(parent), tokenName(t))
+				p.note("children of %s: token %s has another or no parent, removed", short(parent), s.tokenName(t))
 			}
 		}
 	}
 
 	s.expiry.Ascend(func(it expiryItem) bool {
-		if t, ok := s.tokens[it.hash]; !ok || t.ExpireTime != it.at {
+		if t, ok := s.recs.get(it.hash); !ok || t.expireTime != it.at {
 			r.ExpiryExtra++
 			p.expDel = append(p.expDel, it)
-			p.note("expiry entry %s at %d: no such token or expiry, removed", shortHash(it.hash), it.at)
+			p.note("expiry entry %s at %d: no such token or expiry, removed", short(it.hash), it.at)
 		}
 		return true
 	})
 	s.paths.Ascend(func(it pathItem) bool {
-		if t, ok := s.tokens[it.hash]; !ok || t.Path != it.path {
+		if t, ok := s.recs.get(it.hash); !ok || s.recs.shapes[t.shape].path != it.path {
 			r.PathExtra++
 			p.pathDel = append(p.pathDel, it)
-			p.note("path entry %s under %q: no such token or path, removed", shortHash(it.hash), it.path)
+			p.note("path entry %s under %q: no such token or path, removed", short(it.hash), it.path)
 		}
 		return true
 	})
@@ -162,13 +166,11 @@ func (s *state) check() *tidyPlan {
 // apply performs the repairs. Removals go before additions so an accessor
 // entry that pointed at the wrong token is replaced, not kept.
 func (p *tidyPlan) apply(s *state) {
-	for _, h := range p.orphan {
-		t := *s.tokens[h] // records are immutable: store a new one
-		t.Parent = ""
-		s.tokens[h] = &t
+	for _, k := range p.orphan {
+		s.recs.setParent(k, nil)
 	}
 	for _, a := range p.accDel {
-		delete(s.accessors, a)
+		s.accessors.del(a)
 	}
 	// Determinism: two tokens can only share an accessor in a corrupt
 	// state; sorting makes the same one win on every node.
@@ -176,10 +178,10 @@ func (p *tidyPlan) apply(s *state) {
 		if a.accessor != b.accessor {
 			return strings.Compare(a.accessor, b.accessor)
 		}
-		return strings.Compare(a.hash, b.hash)
+		return compareKeys(a.hash, b.hash)
 	})
 	for _, e := range p.accSet {
-		s.accessors[e.accessor] = e.hash
+		s.accessors.set(e.accessor, e.hash)
 	}
 	for _, e := range p.childDel {
 		if set := s.children[e.parent]; set != nil {
@@ -195,12 +197,7 @@ func (p *tidyPlan) apply(s *state) {
 		}
 	}
 	for _, e := range p.childAdd {
-		set := s.children[e.parent]
-		if set == nil {
-			set = make(map[string]struct{})
-			s.children[e.parent] = set
-		}
-		set[e.child] = struct{}{}
+		s.indexChild(e.parent, e.child)
 	}
 	for _, it := range p.expDel {
 		s.expiry.Delete(it)

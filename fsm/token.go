@@ -86,16 +86,8 @@ func (h *Hasher) KeyCheck() string {
 // digits). Secrecy: rejecting anything else keeps a plaintext token ID that
 // was passed by mistake out of the log and the state.
 func validHash(h string) bool {
-	if len(h) != sha256.Size*2 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	_, ok := keyOf(h)
+	return ok
 }
 
 // shortHash is the prefix of a token hash that may appear in errors and logs.

@@ -185,18 +185,16 @@ func pair(b []byte) ([]byte, []byte, bool) {
 	return k, v, true
 }
 
-// tokenDecoder decodes many tokens (a restore) into records ready to
-// store, with as few allocations as a record allows: a repeated value
-// (policy name, path, display name, meta key) is looked up without
-// allocating a copy, which keeps a million-token restore from making a
-// million copies of "auth/token/create" only to throw them away (see
-// intern.go); the policy list is the state's shared one; and the hash and
-// accessor share one allocation (they live and die together: both are
-// dropped when the token is). Parent links stay unshared copies until
-// Restore links each child to its parent's record (linkParents).
+// tokenDecoder decodes many tokens (a restore) for records.put, with few
+// allocations: a repeated value (policy name, path, display name, meta
+// key) is looked up without allocating a copy, which keeps a
+// million-token restore from making a million copies of
+// "auth/token/create" only to throw them away; the policy list is a
+// scratch slice, so a decoded Token is valid only until the next decode
+// (put copies what it keeps); and the hash and accessor share one
+// allocation.
 type tokenDecoder struct {
 	strs map[string]string // low-cardinality values seen so far
-	st   *state            // the state being restored: its shared policy lists
 
 	pols []string // scratch: the policy names of the token being decoded
 	key  []byte   // scratch: hash and accessor bytes
@@ -326,7 +324,7 @@ func (d *tokenDecoder) decode(b []byte) (*Token, error) {
 	both := string(d.key)
 	t.Hash, t.Accessor = both[:len(hash)], both[len(hash):]
 	if len(d.pols) > 0 {
-		t.Policies = d.st.internPolicies(d.pols)
+		t.Policies = d.pols
 	}
 	return t, nil
 }
