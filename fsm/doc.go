@@ -9,9 +9,14 @@
 //     that is never part of the state (the plaintext ID never enters
 //     the package), and the derived indexes accessor → hash, parent →
 //     children, expiry order (a btree, so the reaper and NextExpiry find
-//     expired tokens without a scan) and creation path (a btree of
-//     (Token.Path, hash), so RevokePrefix is two range scans, never a full
-//     scan);
+//     expired tokens without a scan) and creation path (sorted paths with
+//     a hash set each, so RevokePrefix is two range scans, never a full
+//     scan). The token store (records.go) holds no pointer per token:
+//     fixed-size records in copy-on-write slab chunks behind a map from
+//     the binary hash, indexes keyed by the binary hash, and the fields
+//     that repeat across tokens (policies, path, meta, ...) in shared
+//     interned shapes, so the garbage collector never scans a million
+//     tokens;
 //   - the rest of the replicated state (policy.go, role.go, batchkey.go):
 //     ACL policies as raw text by name (parsed above the fsm; "root" is
 //     synthetic and never stored, "default" is seeded by InitRoot and can be
@@ -64,8 +69,10 @@
 //     32-byte keys with non-zero IDs.
 //   - PolicyVersion is local, not replicated: it changes on every policy
 //     change and every Restore, never decreases, and is not part of Hash.
-//   - Stored *Token, policy, *Role and *BatchKey records are immutable;
-//     every change stores a new record. Readers always receive deep copies.
+//   - Stored policy, *Role and *BatchKey records and token shapes are
+//     immutable; every change stores a new record. Token records are
+//     copied on write once a snapshot holds their chunk. Readers always
+//     receive deep copies.
 //   - Cascading revocation is iterative (no recursion depth limit), cycle
 //     safe and done inside one command, so it is atomic on every node.
 //   - A committed entry that does not decode, or has an unknown type without

@@ -96,16 +96,6 @@ func (s *state) lookup(hash string) (*rec, bool) {
 	return s.recs.get(k)
 }
 
-// token returns the stored token k as a Token (sharing the store's lists:
-// clone it before handing it out).
-func (s *state) token(k key) (Token, bool) {
-	r, ok := s.recs.get(k)
-	if !ok {
-		return Token{}, false
-	}
-	return s.recs.token(r), true
-}
-
 // insert stores t and indexes it. The caller has checked the fields and
 // uniqueness; t is not retained.
 func (s *state) insert(t *Token) {
