@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	vault "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -22,6 +23,9 @@ func newMetricsEnv(t *testing.T) (*env, *prometheus.Registry) {
 	e := &env{t: t, node: newFakeLeader(), logBuf: &syncBuffer{}}
 	reg := prometheus.NewRegistry()
 	opts := testOptions(e.logBuf)
+	// At Info, as nodes run: the Trace log of the other tests reads the
+	// clock itself and once hid a latency measured from the zero time.
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: e.logBuf})
 	opts.Metrics = reg
 	e.srv = httptest.NewServer(New(e.node, opts))
 	t.Cleanup(e.srv.Close)
@@ -81,6 +85,23 @@ next:
 	return 0, false
 }
 
+// histogramSum is the sample sum of the histogram series of name with the
+// labels in want (0 when there is none).
+func histogramSum(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	for _, m := range fams[name].GetMetric() {
+		match := 0
+		for _, lp := range m.GetLabel() {
+			if v, ok := want[lp.GetName()]; ok && v == lp.GetValue() {
+				match++
+			}
+		}
+		if match == len(want) && m.Histogram != nil {
+			return m.GetHistogram().GetSampleSum()
+		}
+	}
+	return 0
+}
+
 func reqLabels(route, method, status string) map[string]string {
 	return map[string]string{"route": route, "method": method, "status": status}
 }
@@ -97,6 +118,11 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	}
 	if v, ok := sample(fams, "tokend_http_request_duration_seconds", reqLabels(lookupSelf, "GET", "200")); !ok || v != 1 {
 		t.Fatalf("lookup-self 200 latency observations = %v (%v), want 1", v, ok)
+	}
+	// The observation is the request's own time: it once measured from the
+	// zero time when the debug log was off (every request in +Inf).
+	if sum := histogramSum(fams, "tokend_http_request_duration_seconds", reqLabels(lookupSelf, "GET", "200")); sum <= 0 || sum > 10 {
+		t.Fatalf("lookup-self 200 latency sum = %v s, want the time of one request", sum)
 	}
 
 	// The counter moves, and each status gets its own series.

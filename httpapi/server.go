@@ -204,10 +204,11 @@ type call struct {
 // decoding and limits, forwarding, read gates, auth, ACL, num_uses, field
 // validation, the handler, and the response/error envelope.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The request log is at Debug: without it nothing here reads the clock.
+	// The request log is at Debug and the latency histogram needs
+	// metrics: without either nothing here reads the clock.
 	debug := s.log.IsDebug()
 	var start time.Time
-	if debug {
+	if debug || s.metrics != nil {
 		start = time.Now()
 	}
 	c := &call{r: r}
