@@ -73,24 +73,15 @@ func TestForwardNeverResendsAWriteTheLeaderMayHaveApplied(t *testing.T) {
 	follower := c.followers(leader)[0]
 	// A stand-in for the leader's HTTP API that reads each request and
 	// drops the connection without an answer.
-	if err := leader.srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", leader.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got atomic.Int32
-	hang := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	standIn(t, leader, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		got.Add(1)
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
 			conn.Close()
 		}
-	})}
-	go func() { _ = hang.Serve(ln) }()
-	defer hang.Close()
+	})
 
 	for _, tc := range []struct {
 		method string
@@ -205,16 +196,9 @@ func TestForwardGoesOnWhenTheTargetNoLongerLeads(t *testing.T) {
 	leader := c.waitLeader()
 	fs := c.followers(leader)
 	follower, next := fs[0], fs[1]
-	if err := leader.srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", leader.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refused atomic.Int32
 	var plain503 atomic.Bool
-	stub := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	standIn(t, leader, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		if plain503.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -224,9 +208,7 @@ func TestForwardGoesOnWhenTheTargetNoLongerLeads(t *testing.T) {
 		w.Header().Set(HopRefusedHeader, "1")
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
-	})}
-	go func() { _ = stub.Serve(ln) }()
-	defer stub.Close()
+	})
 
 	moved := make(chan error, 1)
 	go func() {
@@ -268,4 +250,20 @@ func TestForwardGoesOnWhenTheTargetNoLongerLeads(t *testing.T) {
 	if forwarded, err := follower.node.Load().ForwardToLeader(rec, req); err != nil || !forwarded || rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("plain 503: ForwardToLeader = %v, %v, code %d; want the leader's 503 copied", forwarded, err, rec.Code)
 	}
+}
+
+// standIn replaces tn's HTTP API by h on the same address, while raft on
+// tn goes on as before.
+func standIn(t *testing.T, tn *tnode, h http.HandlerFunc) {
+	t.Helper()
+	if err := tn.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", tn.httpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
 }

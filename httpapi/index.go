@@ -34,13 +34,7 @@ func encodeIndexState(clusterID string, key []byte, index uint64) string {
 	st = append(st, ':')
 	st = strconv.AppendUint(st, index, 10)
 	st = append(st, ":0"...)
-	m := indexMACFor(key)
-	mac := m.pool.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(st)
-	var sum [sha256.Size]byte
-	mac.Sum(sum[:0])
-	m.pool.Put(mac)
+	sum := indexMACFor(key).sum(st)
 	st = append(st, ':')
 	st = hex.AppendEncode(st, sum[:])
 	return base64.StdEncoding.EncodeToString(st)
@@ -55,6 +49,17 @@ type indexMAC struct {
 
 // indexMACs is the pool of the index key last used (a cluster has one).
 var indexMACs atomic.Pointer[indexMAC]
+
+// sum is the HMAC of b under m's key, from a pooled hash.
+func (m *indexMAC) sum(b []byte) [sha256.Size]byte {
+	mac := m.pool.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(b)
+	var sum [sha256.Size]byte
+	mac.Sum(sum[:0])
+	m.pool.Put(mac)
+	return sum
+}
 
 func indexMACFor(key []byte) *indexMAC {
 	if m := indexMACs.Load(); m != nil && bytes.Equal(m.key, key) {

@@ -39,6 +39,29 @@ func (p *fastParser) space() {
 	}
 }
 
+// skip consumes c after optional space, reporting whether it was there.
+func (p *fastParser) skip(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows a member of an object or array: ',' (more
+// members) or closer (end). ok is false on anything else.
+func (p *fastParser) next(closer byte) (end, ok bool) {
+	if p.skip(',') {
+		return false, true
+	}
+	if p.i < len(p.b) && p.b[p.i] == closer {
+		p.i++
+		return true, true
+	}
+	return false, false
+}
+
 func (p *fastParser) value(depth int) (any, bool) {
 	if p.n++; p.n > maxJSONValues {
 		return nil, false
@@ -54,9 +77,7 @@ func (p *fastParser) value(depth int) (any, bool) {
 		}
 		p.i++
 		obj := map[string]any{}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
+		if p.skip('}') {
 			return obj, true
 		}
 		for {
@@ -81,18 +102,11 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			obj[k] = v
-			p.space()
-			if p.i >= len(p.b) {
+			switch end, ok := p.next('}'); {
+			case !ok:
 				return nil, false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case '}':
-				p.i++
+			case end:
 				return obj, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '[':
@@ -101,9 +115,7 @@ func (p *fastParser) value(depth int) (any, bool) {
 		}
 		p.i++
 		arr := []any{}
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
+		if p.skip(']') {
 			return arr, true
 		}
 		for {
@@ -112,18 +124,11 @@ func (p *fastParser) value(depth int) (any, bool) {
 				return nil, false
 			}
 			arr = append(arr, v)
-			p.space()
-			if p.i >= len(p.b) {
+			switch end, ok := p.next(']'); {
+			case !ok:
 				return nil, false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
+			case end:
 				return arr, true
-			default:
-				return nil, false
 			}
 		}
 	case c == '"':

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"net"
 	"net/http"
 	"net/netip"
@@ -654,13 +653,7 @@ func clientAddrMAC(key []byte, ip, ts, tokenHash string) string {
 	b = append(b, ts...)
 	b = append(b, 0)
 	b = append(b, tokenHash...)
-	p := indexMACFor(key)
-	m := p.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write(b)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	p.pool.Put(m)
+	sum := indexMACFor(key).sum(b)
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 

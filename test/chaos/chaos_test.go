@@ -97,18 +97,8 @@ func TestChaos(t *testing.T) {
 		}
 		sizes = append(sizes, n)
 	}
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	root := *flagArtifacts
-	keep := root != ""
-	if !keep {
-		var err error
-		if root, err = os.MkdirTemp("", "tokend-chaos-"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seed := runSeed()
+	root := scenarioDir(t, "")
 	t.Logf("chaos: seed %d, artifacts in %s, nodes %v, duration %s", seed, root, sizes, *flagDuration)
 	var tables []string
 	for _, n := range sizes {
@@ -143,12 +133,5 @@ func TestChaos(t *testing.T) {
 	fmt.Printf("\n==== chaos summary (seed %d) ====\n%s", seed, strings.Join(tables, "\n"))
 	for _, m := range caps.Missing {
 		fmt.Printf("NOT INJECTABLE: %s\n", m)
-	}
-	if !keep {
-		if t.Failed() {
-			t.Logf("artifacts kept in %s", root)
-		} else {
-			os.RemoveAll(root)
-		}
 	}
 }

@@ -32,23 +32,8 @@ func TestChaosFlakyLinks(t *testing.T) {
 		notInjectable(t, "slow links (T7 flaky links)", caps.SlowLinksWhy)
 		return
 	}
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	root := *flagArtifacts
-	keep := root != ""
-	if !keep {
-		var err error
-		if root, err = os.MkdirTemp("", "tokend-chaos-flaky-"); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		root = filepath.Join(root, "flaky")
-	}
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	seed := runSeed()
+	root := scenarioDir(t, "flaky")
 	t.Logf("flaky links: seed %d, artifacts in %s, duration %s", seed, root, *flagFlakyDuration)
 	res, err := RunFlaky(FlakyConfig{
 		Bin: os.Getenv(EnvBinary), Dir: root, Nodes: 3, Duration: *flagFlakyDuration, Seed: seed,
@@ -69,12 +54,5 @@ func TestChaosFlakyLinks(t *testing.T) {
 			break
 		}
 		t.Errorf("violation [%s]: %s", v.Checker, v.Detail)
-	}
-	if !keep {
-		if t.Failed() {
-			t.Logf("artifacts kept in %s", root)
-		} else {
-			os.RemoveAll(root)
-		}
 	}
 }

@@ -26,15 +26,20 @@ func (c *Cluster) view(ks ...int) *Cluster {
 	return v
 }
 
-// scenarioDir returns the artifact dir of one scenario test, and a cleanup
-// that removes it unless the test failed or -chaos.artifacts was given.
+// scenarioDir returns the artifact dir of one test (-chaos.artifacts/name,
+// or a temp dir; name "" is the root itself) and registers a cleanup that
+// removes a temp dir unless the test failed.
 func scenarioDir(t *testing.T, name string) string {
 	t.Helper()
 	root := *flagArtifacts
 	keep := root != ""
 	if !keep {
+		prefix := "tokend-chaos-"
+		if name != "" {
+			prefix += name + "-"
+		}
 		var err error
-		if root, err = os.MkdirTemp("", "tokend-chaos-"+name+"-"); err != nil {
+		if root, err = os.MkdirTemp("", prefix); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,6 +59,14 @@ func scenarioDir(t *testing.T, name string) string {
 	})
 	t.Logf("%s: artifacts in %s", name, dir)
 	return dir
+}
+
+// runSeed is -chaos.seed, or one from the clock when it is 0.
+func runSeed() int64 {
+	if *flagSeed != 0 {
+		return *flagSeed
+	}
+	return time.Now().UnixNano()
 }
 
 // requirePartitions fails (CI=true) or skips loudly when nftables

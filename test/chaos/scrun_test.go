@@ -58,29 +58,8 @@ func startScRun(t *testing.T, name string, rate float64, needPartitions bool, en
 	for k, v := range env {
 		t.Setenv(k, v) // inherited by the node processes
 	}
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	var dir string
-	if *flagArtifacts != "" {
-		dir = filepath.Join(*flagArtifacts, name)
-	} else {
-		var err error
-		if dir, err = os.MkdirTemp("", "tokend-chaos-"+name+"-"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("artifacts kept in %s", dir)
-			} else {
-				os.RemoveAll(dir)
-			}
-		})
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	seed := runSeed()
+	dir := scenarioDir(t, name)
 	t.Logf("%s: seed %d, artifacts in %s", name, seed, dir)
 	c, err := NewCluster(os.Getenv(EnvBinary), dir, 3, caps.Netns, *flagMaxStale)
 	if err != nil {

@@ -342,10 +342,7 @@ func TestChaosMembership(t *testing.T) {
 		return
 	}
 	dir := scenarioDir(t, "t6-membership")
-	seed := *flagSeed
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
+	seed := runSeed()
 	c, err := NewCluster(getBin(t), dir, 4, caps.Netns, *flagMaxStale)
 	if err != nil {
 		t.Fatal(err)
