@@ -57,15 +57,18 @@ const (
 // are resolved once (per command type on first use, per outcome at start)
 // so that recording is a few atomic operations and allocates nothing.
 type nodeMetrics struct {
-	applyDur     *prometheus.HistogramVec
-	applyFail    *prometheus.CounterVec
-	forwards     *prometheus.CounterVec
-	forwardDur   prometheus.Histogram
-	snapCapture  prometheus.Histogram
-	snapPersist  *prometheus.HistogramVec
-	restoreDur   *prometheus.HistogramVec
-	installs     *prometheus.CounterVec
-	forwardByOut map[string]prometheus.Counter
+	applyDur   *prometheus.HistogramVec
+	applyFail  *prometheus.CounterVec
+	forwards   *prometheus.CounterVec
+	forwardDur prometheus.Histogram
+	// entryCommands observes the commands of each entry the group commit
+	// sends (groupcommit.go).
+	entryCommands prometheus.Histogram
+	snapCapture   prometheus.Histogram
+	snapPersist   *prometheus.HistogramVec
+	restoreDur    *prometheus.HistogramVec
+	installs      *prometheus.CounterVec
+	forwardByOut  map[string]prometheus.Counter
 
 	// applyByType caches applyDur's child per command type.
 	applyByType [256]atomic.Pointer[prometheus.Observer]
@@ -92,6 +95,12 @@ func newNodeMetrics() *nodeMetrics {
 			Name:    "tokend_forward_duration_seconds",
 			Help:    "Round trip of requests forwarded to the leader that it answered, including the leader's work.",
 			Buckets: latencyBuckets,
+		}),
+		entryCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tokend_raft_entry_commands",
+			Help: "Token creates and renewals per raft entry the leader's group commit proposed (1: the command went alone; " +
+				"more: it waited for an entry in flight and shares the next one).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 		}),
 		snapCapture: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tokend_snapshot_capture_duration_seconds",
@@ -323,7 +332,7 @@ type nodeCollector struct {
 
 func (c *nodeCollector) metrics() []prometheus.Collector {
 	m := c.n.metrics
-	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.snapCapture, m.snapPersist, m.restoreDur, m.installs}
+	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.entryCommands, m.snapCapture, m.snapPersist, m.restoreDur, m.installs}
 }
 
 // Describe implements prometheus.Collector.

@@ -70,6 +70,8 @@ type Node struct {
 	// inflight holds the forwards waiting for the leader's answer
 	// (forward.go).
 	inflight forwardSet
+	// group is the leader's group commit of token writes (groupcommit.go).
+	group *groupCommit
 
 	events      chan memberEvent
 	eventSeq    atomic.Uint64
@@ -186,6 +188,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.adapter = newRaftFSM(n.fsm)
 	n.adapter.onKeyring = n.pokeKeyring
+	n.group = &groupCommit{
+		// n.raft is set below, before anything can propose.
+		apply:   func(entry []byte, timeout time.Duration) raft.ApplyFuture { return n.raft.Apply(entry, timeout) },
+		timeout: timing.ApplyTimeout,
+		observe: func(commands int) { n.metrics.entryCommands.Observe(float64(commands)) },
+	}
 	n.client = cfg.HTTPClient
 	if n.client == nil {
 		// No Client.Timeout: sendForward bounds every request with a

@@ -52,6 +52,14 @@ func (n *Node) propose(ctx context.Context, c fsm.Command) (fsm.Result, uint64, 
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if fsm.Batchable(c.CommandType()) {
+		// Token creates and renewals share entries (groupcommit.go).
+		res, index, err := n.group.propose(wctx, data)
+		if err != nil {
+			return fsm.Result{}, 0, n.mapRaftErr(err)
+		}
+		return res, index, nil
+	}
 	// The raft timeout only bounds enqueueing; wctx bounds the whole wait.
 	fut := n.raft.Apply(data, timeout)
 	if err := waitFuture(wctx, fut); err != nil {

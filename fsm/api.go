@@ -34,6 +34,9 @@ const (
 	// TypeRemovePeer (peers.go) is not skippable: a node that ignored it
 	// would, as leader, add the removed server back as a voter.
 	TypeRemovePeer Type = 19
+	// TypeBatch (batch.go) is not skippable: its commands are token
+	// writes every node must apply.
+	TypeBatch Type = 20
 
 	// Skippable marks a command type an older node may ignore.
 	Skippable Type = 0x80
@@ -260,6 +263,9 @@ type Result struct {
 	Pruned int
 	// Tidy is the report of the repairs a Tidy command performed.
 	Tidy *TidyReport
+	// Batch holds the result of each command of a Batch entry, in order
+	// (the Batch itself never fails as a whole).
+	Batch []Result
 }
 
 // Sentinel errors returned (wrapped) in Result.Err.

@@ -46,6 +46,17 @@ var applyBenches = map[Type]applyBench{
 		// Every token expires at t0+hour: each command reaps one.
 		return f, entries(tb, n, func(int) Command { return ReapExpired{Now: t0 + 2*hour, Limit: 1} })
 	},
+	TypeBatch: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
+		// What the group commit writes under load: 64 creates per entry.
+		f, _ := populated(base)
+		return f, entries(tb, n, func(i int) Command {
+			cmds := make([]Command, 64)
+			for j := range cmds {
+				cmds[j] = CreateToken{Token: tok(fmt.Sprintf("new%d-%d", i, j), ""), Now: t0}
+			}
+			return Batch{Commands: cmds}
+		})
+	},
 	TypeInitRoot: func(tb testing.TB, base, n int) (*FSM, [][]byte) {
 		// Only the first succeeds; the rest measure the rejection, which is
 		// what a retried proposal costs.

@@ -23,7 +23,8 @@ type applyFunc func(s *state, c Command) Result
 // either changes nothing and returns an error, or applies the whole change.
 type largeFunc func(f *FSM, c Command) Result
 
-// registration is one row of the command table: apply or large is set.
+// registration is one row of the command table: apply or large is set
+// (neither for Batch, which FSM.Apply hands to applyBatch).
 type registration struct {
 	name     string
 	version  uint8 // version written by Encode
@@ -97,6 +98,12 @@ func init() {
 	registerLarge(TypeTidy, "tidy", applyTidy)
 	register(TypeSetGossipKeyring, "set_gossip_keyring", applySetGossipKeyring)
 	register(TypeRemovePeer, "remove_peer", applyRemovePeer)
+	addRegistration(TypeBatch, &registration{
+		name:     "batch",
+		version:  1,
+		decoders: map[uint8]decodeFunc{1: decodeBatch},
+		encode:   encodeBatch,
+	})
 }
 
 // decodeJSON decodes a JSON body into a fresh C. Unknown fields are ignored:
@@ -182,6 +189,11 @@ func Encode(c Command) ([]byte, error) {
 	r, ok := registry[t]
 	if !ok {
 		return nil, fmt.Errorf("encode type %d: %w", uint8(t), ErrUnknownType)
+	}
+	if b, ok := c.(Batch); ok {
+		if err := validBatch(b); err != nil {
+			return nil, err
+		}
 	}
 	if r.encode != nil {
 		return r.encode(c), nil

@@ -55,6 +55,10 @@ func goldenSamples() map[Type]Command {
 		TypeTidy:             Tidy{Now: t0 + 11*sec},
 		TypeSetGossipKeyring: SetGossipKeyring{Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef"), []byte("fedcba9876543210")}, Prev: 2},
 		TypeRemovePeer:       RemovePeer{ServerID: "n4", InstanceID: "0123456789abcdef", Time: t0 + 12*sec},
+		TypeBatch: Batch{Commands: []Command{
+			CreateToken{Token: tok("golden-batched", "golden"), Now: t0 + 13*sec},
+			RenewToken{Hash: h("golden"), Increment: 600, MaxTTL: DefaultMaxTTL, Now: t0 + 14*sec},
+		}},
 	}
 }
 

@@ -182,6 +182,9 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 		// Secrecy: err carries only type/version/length, never body bytes.
 		panic(fmt.Sprintf("fsm: cannot apply committed entry: type=%d index=%d len=%d: %v", uint8(t), index, len(entry), err))
 	}
+	if b, ok := c.(Batch); ok {
+		return f.applyBatch(index, b)
+	}
 	r := registry[c.CommandType()]
 
 	f.wmu.Lock()
