@@ -102,6 +102,9 @@
 //     applied on the leader; otherwise ErrNotLeader, ErrTimeout or
 //     ErrShuttingDown (the entry may still commit later: the outcome is then
 //     unknown, never falsely positive).
+//   - Token creates and renewals proposed while an entry of them is in
+//     raft wait and share the next one (groupcommit.go); each still gets
+//     its own result, and the shared entry's index.
 //   - AppliedIndex is advanced after the fsm applied an entry, so
 //     AwaitIndex(i) followed by a read of State() sees entry i.
 //   - VerifyLeader succeeds only on a leader that a quorum still follows and

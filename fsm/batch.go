@@ -38,7 +38,11 @@ var errBadBatch = errors.New("bad batch")
 // applies, and the revocation fence), and the control commands some
 // callers watch entries for (the gossip keyring, peers).
 func Batchable(t Type) bool {
-	return t == TypeCreateToken || t == TypeRenewToken
+	switch t {
+	case TypeCreateToken, TypeRenewToken:
+		return true
+	}
+	return false
 }
 
 // EncodeBatch joins entries written by Encode, each of a Batchable type,

@@ -78,6 +78,9 @@
 //   - A committed entry that does not decode, or has an unknown type without
 //     the Skippable bit, makes Apply panic with type, index and length —
 //     never the body.
+//   - A Batch entry (batch.go: the leader's group commit of creates and
+//     renewals) leaves the state each of its commands would have left in
+//     an entry of its own, in order; each command's Result is its own.
 //
 // Concurrency: Apply runs on one goroutine; reader methods, Snapshot and
 // Hash may run concurrently with it. One RWMutex guards the state; Restore
