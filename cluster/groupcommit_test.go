@@ -80,19 +80,11 @@ func createEntry(t *testing.T, name string) []byte {
 // waitQueued waits until g holds n queued proposals.
 func waitQueued(t *testing.T, g *groupCommit, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, fmt.Sprintf("%d queued proposals", n), func() bool {
 		g.mu.Lock()
-		got := len(g.queue)
-		g.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d proposals queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer g.mu.Unlock()
+		return len(g.queue) == n
+	})
 }
 
 type proposeResult struct {
@@ -232,19 +224,11 @@ func TestGroupCommitWithdrawsWhatNoEntryTook(t *testing.T) {
 	}
 	waitQueued(t, g, 0)
 	close(l.hold)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	waitFor(t, 5*time.Second, "the group commit to settle", func() bool {
 		g.mu.Lock()
-		settled := !g.committing
-		g.mu.Unlock()
-		if settled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the group commit did not settle")
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer g.mu.Unlock()
+		return !g.committing
+	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.entries) != 1 {

@@ -141,22 +141,17 @@ func decodeBatch(body []byte) (Command, error) {
 	return Batch{Commands: cmds}, nil
 }
 
-// applyBatch applies b at index. Each command runs in its own critical
-// section, so a reader waits for one command, never the whole batch; the
-// applied index moves with the last one (a reader may see the first
-// commands a little before the index says so, never the reverse).
-func (f *FSM) applyBatch(index uint64, b Batch) Result {
-	f.wmu.Lock()
-	defer f.wmu.Unlock()
+// applyBatch is Batch's largeFunc: each command runs in a critical section
+// of its own, so a reader waits for one command, never the whole batch.
+// No pending overlay is needed: the commands are independent, each one is
+// whole within its section, and a reader may see the first ones a little
+// before the applied index (moved by Apply after the last) says so, never
+// the reverse.
+func applyBatch(f *FSM, b Batch) Result {
 	out := make([]Result, len(b.Commands))
 	for i, c := range b.Commands {
-		f.mu.Lock()
-		out[i] = registry[c.CommandType()].apply(f.st, c)
-		if i == len(b.Commands)-1 {
-			f.applied = index
-			f.publish()
-		}
-		f.mu.Unlock()
+		apply := registry[c.CommandType()].apply
+		f.section(func(s *state) { out[i] = apply(s, c) })
 	}
 	return Result{Batch: out}
 }

@@ -23,8 +23,7 @@ type applyFunc func(s *state, c Command) Result
 // either changes nothing and returns an error, or applies the whole change.
 type largeFunc func(f *FSM, c Command) Result
 
-// registration is one row of the command table: apply or large is set
-// (neither for Batch, which FSM.Apply hands to applyBatch).
+// registration is one row of the command table: apply or large is set.
 type registration struct {
 	name     string
 	version  uint8 // version written by Encode
@@ -103,6 +102,7 @@ func init() {
 		version:  1,
 		decoders: map[uint8]decodeFunc{1: decodeBatch},
 		encode:   encodeBatch,
+		large:    func(f *FSM, c Command) Result { return applyBatch(f, c.(Batch)) },
 	})
 }
 

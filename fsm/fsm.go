@@ -167,10 +167,7 @@ func New() *FSM {
 func (f *FSM) Apply(index uint64, entry []byte) Result {
 	c, err := Decode(entry)
 	if err != nil {
-		var t Type
-		if len(entry) > 0 {
-			t = Type(entry[0])
-		}
+		t := typeOf(entry)
 		if _, known := registry[t]; !known && len(entry) >= 2 && t&Skippable != 0 {
 			f.wmu.Lock()
 			defer f.wmu.Unlock()
@@ -181,9 +178,6 @@ func (f *FSM) Apply(index uint64, entry []byte) Result {
 		}
 		// Secrecy: err carries only type/version/length, never body bytes.
 		panic(fmt.Sprintf("fsm: cannot apply committed entry: type=%d index=%d len=%d: %v", uint8(t), index, len(entry), err))
-	}
-	if b, ok := c.(Batch); ok {
-		return f.applyBatch(index, b)
 	}
 	r := registry[c.CommandType()]
 
