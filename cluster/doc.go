@@ -117,6 +117,12 @@
 //     change raft reports cuts off forwards held by the old leader; only a
 //     request marked status.WithRetrySafe, or one that never left this
 //     node, is sent again (forward.go).
+//   - A forward batch (forwardbatch.go) changes none of that: each request
+//     of it is served by the leader's handler as it would be alone, and a
+//     failed batch fails each of its requests with the batch's error,
+//     which forwardToLeader judges per request. The leader answers a
+//     batch with anything but 200 only before any of it ran, so such a
+//     refusal sends each request again, alone.
 //
 // # Cluster port (cluster TLS)
 //

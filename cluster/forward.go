@@ -318,13 +318,42 @@ func (n *Node) waitLeaderChange(ctx context.Context, failed string) {
 	}
 }
 
-// sendForward sends one copy of r to leader id. The returned cancel must
-// be called after the response body has been read. Until the leader's
-// answer arrives the forward is in n.inflight: a leader change raft reports
-// meanwhile cancels it, and the error wraps errLeaderChanged.
+// sendForward sends one copy of r to leader id: a batchable request
+// through the lane of batches to that leader (forwardbatch.go), any other
+// on its own. The returned cancel must be called after the response body
+// has been read. Until the leader's answer arrives the forward is in
+// n.inflight: a leader change raft reports meanwhile cancels it, and the
+// error wraps errLeaderChanged.
+func (n *Node) sendForward(r *http.Request, id, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
+	if batchable(r, body) {
+		return n.sendForwardBatched(r, id, base, client, body)
+	}
+	return n.sendForwardOne(r, id, base, client, body)
+}
+
+// forwardHeader is the header a forwarded copy of r carries: r's own
+// without the hop-by-hop fields, the hop marker naming this node, and the
+// client's address appended to X-Forwarded-For.
+func (n *Node) forwardHeader(r *http.Request) http.Header {
+	h := r.Header.Clone()
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+	h.Set(HopHeader, n.id)
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+host)
+		} else {
+			h.Set("X-Forwarded-For", host)
+		}
+	}
+	return h
+}
+
+// sendForwardOne sends r to leader id in an HTTP request of its own.
 // base is the leader's scheme://host:port (forwardTarget); nothing of the
 // request's own Host, X-Forwarded-* or absolute request line is used.
-func (n *Node) sendForward(r *http.Request, id, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
+func (n *Node) sendForwardOne(r *http.Request, id, base string, client *http.Client, body []byte) (*http.Response, context.CancelFunc, error) {
 	tctx, cancelTimeout := context.WithTimeout(r.Context(), n.timing.ForwardTimeout)
 	ctx, cancelCause := context.WithCancelCause(tctx)
 	cancel := func() {
@@ -336,21 +365,10 @@ func (n *Node) sendForward(r *http.Request, id, base string, client *http.Client
 		cancel()
 		return nil, nil, err
 	}
-	req.Header = r.Header.Clone()
-	for _, h := range hopByHop {
-		req.Header.Del(h)
-	}
+	req.Header = n.forwardHeader(r)
 	req.ContentLength = int64(len(body))
 	if len(body) == 0 {
 		req.Body = http.NoBody
-	}
-	req.Header.Set(HopHeader, n.id)
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			req.Header.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+host)
-		} else {
-			req.Header.Set("X-Forwarded-For", host)
-		}
 	}
 	f := &inflightForward{leader: id, cancel: cancelCause}
 	n.inflight.add(f)

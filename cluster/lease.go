@@ -165,6 +165,9 @@ func (n *Node) ServeInternal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n.serveKeyring(w, r)
+	case ForwardBatchPath:
+		peer, _ := r.Context().Value(peerCtxKey{}).(string)
+		n.serveForwardBatch(w, r, peer)
 	default:
 		writeInternalError(w, http.StatusNotFound, "unknown internal endpoint")
 	}

@@ -64,6 +64,9 @@ type nodeMetrics struct {
 	// entryCommands observes the commands of each entry the group commit
 	// sends (groupcommit.go).
 	entryCommands prometheus.Histogram
+	// batchForwards observes the requests of each forward batch a
+	// follower sends (forwardbatch.go).
+	batchForwards prometheus.Histogram
 	snapCapture   prometheus.Histogram
 	snapPersist   *prometheus.HistogramVec
 	restoreDur    *prometheus.HistogramVec
@@ -101,6 +104,12 @@ func newNodeMetrics() *nodeMetrics {
 			Help: "Token creates and renewals per raft entry the leader's group commit proposed (1: the command went alone; " +
 				"more: it waited for an entry in flight and shares the next one).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		batchForwards: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tokend_forward_batch_requests",
+			Help: "Client requests per forward batch this node sent to the leader (a request that found " +
+				"fewer than two round trips in flight went alone and is not counted here).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 		snapCapture: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tokend_snapshot_capture_duration_seconds",
@@ -332,7 +341,7 @@ type nodeCollector struct {
 
 func (c *nodeCollector) metrics() []prometheus.Collector {
 	m := c.n.metrics
-	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.entryCommands, m.snapCapture, m.snapPersist, m.restoreDur, m.installs}
+	return []prometheus.Collector{m.applyDur, m.applyFail, m.forwards, m.forwardDur, m.entryCommands, m.batchForwards, m.snapCapture, m.snapPersist, m.restoreDur, m.installs}
 }
 
 // Describe implements prometheus.Collector.

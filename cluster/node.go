@@ -70,6 +70,8 @@ type Node struct {
 	// inflight holds the forwards waiting for the leader's answer
 	// (forward.go).
 	inflight forwardSet
+	// batcher coalesces forwards to the leader (forwardbatch.go).
+	batcher forwardBatcher
 	// group is the leader's group commit of token writes (groupcommit.go).
 	group *groupCommit
 
