@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ForwardBatchPath is the leader's endpoint for a batch of forwarded
@@ -74,9 +75,10 @@ type forwardLane struct {
 
 // batchItem is one request waiting in a lane.
 type batchItem struct {
-	r    *http.Request
-	body []byte
-	done chan batchAnswer // buffered: the sender never blocks
+	r      *http.Request
+	body   []byte
+	queued time.Time
+	done   chan batchAnswer // buffered: the sender never blocks
 }
 
 // batchAnswer is the leader's answer to one batched request, or why there
@@ -115,7 +117,7 @@ func (n *Node) sendForwardBatched(r *http.Request, id, base string, client *http
 		n.leaveLane(l)
 		return resp, cancel, err
 	}
-	it := &batchItem{r: r, body: body, done: make(chan batchAnswer, 1)}
+	it := &batchItem{r: r, body: body, queued: time.Now(), done: make(chan batchAnswer, 1)}
 	l.queue = append(l.queue, it)
 	b.mu.Unlock()
 
@@ -198,7 +200,10 @@ func (n *Node) sendBatch(l *forwardLane, batch []*batchItem) {
 	payload := encodeForwardBatch(reqs)
 	n.metrics.batchForwards.Observe(float64(len(batch)))
 
-	tctx, cancelTimeout := context.WithTimeout(context.Background(), n.timing.ForwardTimeout)
+	// ForwardTimeout counts from the oldest request's arrival in the
+	// queue: waiting for the batch uses up a request's time too, as
+	// waiting for the leader's answer would.
+	tctx, cancelTimeout := context.WithDeadline(context.Background(), batch[0].queued.Add(n.timing.ForwardTimeout))
 	defer cancelTimeout()
 	ctx, cancelCause := context.WithCancelCause(tctx)
 	defer cancelCause(context.Canceled)
