@@ -164,12 +164,20 @@ func (n *Node) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 		writeInternalError(w, http.StatusForbidden, "permission denied")
 		return
 	}
+	if h, ok := n.loadForwardHandler(w); ok {
+		h.ServeHTTP(w, r)
+	}
+}
+
+// loadForwardHandler returns the handler of forwarded requests, or
+// answers 503 while SetForwardHandler has not run yet.
+func (n *Node) loadForwardHandler(w http.ResponseWriter) (http.Handler, bool) {
 	h := n.forwardHandler.Load()
 	if h == nil {
 		writeInternalError(w, http.StatusServiceUnavailable, "node is starting")
-		return
+		return nil, false
 	}
-	(*h).ServeHTTP(w, r)
+	return *h, true
 }
 
 // startForwardServer serves forwarded requests and lease grants arriving

@@ -370,6 +370,20 @@ func (n *Node) sendForwardOne(r *http.Request, id, base string, client *http.Cli
 	if len(body) == 0 {
 		req.Body = http.NoBody
 	}
+	resp, err := n.doForward(ctx, cancelCause, id, client, req)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return resp, cancel, nil
+}
+
+// doForward sends req (whose context is ctx, cancelled by cancelCause) to
+// leader id, in n.inflight until the answer's headers arrive: a leader
+// change raft reports meanwhile cancels it, and the error then wraps
+// errLeaderChanged. From the headers on, a leader change must not cut the
+// copy of an answer already given.
+func (n *Node) doForward(ctx context.Context, cancelCause context.CancelCauseFunc, id string, client *http.Client, req *http.Request) (*http.Response, error) {
 	f := &inflightForward{leader: id, cancel: cancelCause}
 	n.inflight.add(f)
 	// A change raft reported before f was added found nothing to cancel:
@@ -378,18 +392,14 @@ func (n *Node) sendForwardOne(r *http.Request, id, base string, client *http.Cli
 		cancelCause(errLeaderChanged)
 	}
 	resp, err := client.Do(req)
-	// The answer (or failure) is in: a leader change from here on must not
-	// cut the body copy of an answer already given.
 	n.inflight.remove(f)
 	if err != nil {
-		cause := context.Cause(ctx)
-		cancel()
-		if errors.Is(cause, errLeaderChanged) && !errors.Is(err, errLeaderChanged) {
+		if errors.Is(context.Cause(ctx), errLeaderChanged) && !errors.Is(err, errLeaderChanged) {
 			err = fmt.Errorf("%w: %w", errLeaderChanged, err)
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	return resp, cancel, nil
+	return resp, nil
 }
 
 // copyResponse writes the leader's status, headers and body to w.

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -90,29 +89,17 @@ func TestForwardCutOffWhenLeaderChanges(t *testing.T) {
 			leader.hold.Store(true)
 
 			type answer struct {
-				code   int
-				by     string
-				body   string
+				forwardAnswer
 				isolHe time.Duration // held after the isolation
 			}
 			var isolated time.Time
 			var isolMu sync.Mutex
 			send := func(safe bool, out chan<- answer) {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+f.httpAddr+"/hold", strings.NewReader("x"))
-				if safe {
-					req.Header.Set("X-Test-Retry-Safe", "1")
-				}
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					out <- answer{body: err.Error()}
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				a := sendWrite("http://"+f.httpAddr+"/hold", "x", safe)
 				isolMu.Lock()
 				held := time.Since(isolated)
 				isolMu.Unlock()
-				out <- answer{code: resp.StatusCode, by: resp.Header.Get("X-Served-By"), body: string(b), isolHe: held}
+				out <- answer{forwardAnswer: a, isolHe: held}
 			}
 			safeCh, unsafeCh := make(chan answer, 1), make(chan answer, 1)
 			go send(true, safeCh)
@@ -132,14 +119,22 @@ func TestForwardCutOffWhenLeaderChanges(t *testing.T) {
 			safe, unsafe := <-safeCh, <-unsafeCh
 			t.Logf("held after isolating the leader: retry-safe %s (status %d by %s), other %s (status %d)",
 				safe.isolHe, safe.code, safe.by, unsafe.isolHe, unsafe.code)
-			if safe.code != http.StatusCreated || safe.by == "" || safe.by == leader.id {
-				t.Errorf("retry-safe write: status %d served by %q (%s), want 201 from the new leader",
-					safe.code, safe.by, strings.TrimSpace(safe.body))
-			}
-			if unsafe.code != http.StatusServiceUnavailable || !strings.Contains(unsafe.body, status.ErrLeaderChanged.Error()) {
-				t.Errorf("other write: status %d %q, want 503 %q", unsafe.code, strings.TrimSpace(unsafe.body), status.ErrLeaderChanged)
-			}
+			checkCutOff(t, leader, safe.forwardAnswer, unsafe.forwardAnswer)
 		})
+	}
+}
+
+// checkCutOff checks the answers to two writes the old leader held when
+// raft elected another: the retry-safe one served by the new leader, the
+// other 503 "leader changed".
+func checkCutOff(t *testing.T, oldLeader *tnode, safe, unsafe forwardAnswer) {
+	t.Helper()
+	if safe.code != http.StatusCreated || safe.by == "" || safe.by == oldLeader.id {
+		t.Errorf("retry-safe write: status %d served by %q (%s), want 201 from the new leader",
+			safe.code, safe.by, strings.TrimSpace(safe.body))
+	}
+	if unsafe.code != http.StatusServiceUnavailable || !strings.Contains(unsafe.body, status.ErrLeaderChanged.Error()) {
+		t.Errorf("other write: status %d %q, want 503 %q", unsafe.code, strings.TrimSpace(unsafe.body), status.ErrLeaderChanged)
 	}
 }
 

@@ -214,19 +214,10 @@ func (n *Node) sendBatch(l *forwardLane, batch []*batchItem) {
 	}
 	req.Header.Set(HopHeader, n.id)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	f := &inflightForward{leader: l.id, cancel: cancelCause}
-	n.inflight.add(f)
-	if cur, _, _ := n.leaderInfo(); cur != l.id {
-		cancelCause(errLeaderChanged)
-	}
-	resp, err := l.client.Do(req)
 	// The leader writes all the answers at once, after all of them ran:
-	// from here on a leader change must not cut them off.
-	n.inflight.remove(f)
+	// once its headers are in, a leader change must not cut them off.
+	resp, err := n.doForward(ctx, cancelCause, l.id, l.client, req)
 	if err != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errLeaderChanged) && !errors.Is(err, errLeaderChanged) {
-			err = fmt.Errorf("%w: %w", errLeaderChanged, err)
-		}
 		fail(err)
 		return
 	}
@@ -288,14 +279,16 @@ func (n *Node) serveForwardBatch(w http.ResponseWriter, r *http.Request, peer st
 		writeInternalError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	h := n.forwardHandler.Load()
-	if h == nil {
-		writeInternalError(w, http.StatusServiceUnavailable, "node is starting")
+	h, ok := n.loadForwardHandler(w)
+	if !ok {
 		return
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBatchBytes))
-	if err != nil {
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 		writeInternalError(w, http.StatusRequestEntityTooLarge, "forward batch too large")
+		return
+	} else if err != nil {
+		writeInternalError(w, http.StatusBadRequest, "cannot read request body")
 		return
 	}
 	reqs, err := decodeForwardBatch(raw)
@@ -334,7 +327,7 @@ func (n *Node) serveForwardBatch(w http.ResponseWriter, r *http.Request, peer st
 		go func() {
 			defer wg.Done()
 			rec := &answerRecorder{header: make(http.Header)}
-			(*h).ServeHTTP(rec, sub)
+			h.ServeHTTP(rec, sub)
 			answers[i] = rec.answer()
 		}()
 	}
@@ -387,8 +380,8 @@ func encodeForwardBatch(reqs []batchedRequest) []byte {
 	out := []byte{forwardBatchVersion}
 	out = binary.AppendUvarint(out, uint64(len(reqs)))
 	for _, q := range reqs {
-		out = appendBytes(out, []byte(q.method))
-		out = appendBytes(out, []byte(q.uri))
+		out = appendString(out, q.method)
+		out = appendString(out, q.uri)
 		out = appendHeader(out, q.header)
 		out = appendBytes(out, q.body)
 	}
@@ -446,13 +439,18 @@ func appendBytes(out, b []byte) []byte {
 	return append(out, b...)
 }
 
+func appendString(out []byte, s string) []byte {
+	out = binary.AppendUvarint(out, uint64(len(s)))
+	return append(out, s...)
+}
+
 func appendHeader(out []byte, h http.Header) []byte {
 	out = binary.AppendUvarint(out, uint64(len(h)))
 	for k, vs := range h {
-		out = appendBytes(out, []byte(k))
+		out = appendString(out, k)
 		out = binary.AppendUvarint(out, uint64(len(vs)))
 		for _, v := range vs {
-			out = appendBytes(out, []byte(v))
+			out = appendString(out, v)
 		}
 	}
 	return out

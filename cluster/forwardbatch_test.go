@@ -15,8 +15,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/tokend/tokend/cluster/status"
 )
 
 // fillLanes sends forwardBatchesInFlight /hold requests through f to the
@@ -179,14 +177,7 @@ func TestForwardBatchCutOffWhenLeaderChanges(t *testing.T) {
 			}
 			lf.isolate(leader)
 
-			safe, unsafe := <-safeCh, <-unsafeCh
-			if safe.code != http.StatusCreated || safe.by == "" || safe.by == leader.id {
-				t.Errorf("retry-safe write: status %d served by %q (%s), want 201 from the new leader",
-					safe.code, safe.by, strings.TrimSpace(safe.body))
-			}
-			if unsafe.code != http.StatusServiceUnavailable || !strings.Contains(unsafe.body, status.ErrLeaderChanged.Error()) {
-				t.Errorf("other write: status %d %q, want 503 %q", unsafe.code, strings.TrimSpace(unsafe.body), status.ErrLeaderChanged)
-			}
+			checkCutOff(t, leader, <-safeCh, <-unsafeCh)
 		})
 	}
 }
@@ -275,6 +266,7 @@ func TestServeForwardBatchRefuses(t *testing.T) {
 	}{
 		{"get", http.MethodGet, "", encodeForwardBatch([]batchedRequest{good}), http.StatusMethodNotAllowed},
 		{"garbage", http.MethodPost, "", []byte("{}"), http.StatusBadRequest},
+		{"too large", http.MethodPost, "", make([]byte, maxForwardBatchBytes+1), http.StatusRequestEntityTooLarge},
 		{"no hop marker", http.MethodPost, "", encodeForwardBatch([]batchedRequest{good, noHop}), http.StatusForbidden},
 		{"another peer's", http.MethodPost, "node3", encodeForwardBatch([]batchedRequest{good}), http.StatusForbidden},
 		{"batch in a batch", http.MethodPost, "", encodeForwardBatch([]batchedRequest{good, internal}), http.StatusBadRequest},
